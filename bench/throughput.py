@@ -1,0 +1,226 @@
+"""Throughput of trivial local jobs: ccd's full path against a plain-asyncio baseline.
+
+Both run in one invocation on the same machine:
+
+* baseline: in this process, one coroutine per job awaiting its parents' events, a
+  semaphore for concurrency, `sh -c true` per job through asyncio's subprocess API,
+  and a `running` and a `done` event per job written to SQLite by one batched writer;
+* ccd: a real `ccd run` daemon; the workflow is submitted over its Unix socket and
+  timed until its event stream says it is final (wrapper, log file, marker scan,
+  event store and API included).
+
+    python bench/throughput.py [--only W2] [--repeat 3]
+
+Prints a table of wall time, jobs/s and the ccd/baseline ratio per workload.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from ccd.cli.client import Client, path_of  # noqa: E402
+
+
+@dataclass(frozen=True)
+class Workload:
+    name: str
+    description: str
+    concurrency: int
+    #: job name -> parents, in topological order
+    build: Callable[[], dict[str, list[str]]]
+
+
+def chain(n: int) -> dict[str, list[str]]:
+    return {f"j{i}": ([f"j{i - 1}"] if i else []) for i in range(n)}
+
+
+def fan(n: int) -> dict[str, list[str]]:
+    jobs: dict[str, list[str]] = {"start": []}
+    jobs.update({f"j{i}": ["start"] for i in range(n)})
+    jobs["end"] = [f"j{i}" for i in range(n)]
+    return jobs
+
+
+def independent(n: int) -> dict[str, list[str]]:
+    return {f"j{i}": [] for i in range(n)}
+
+
+WORKLOADS = [
+    Workload("W1", "chain of 100", 1, lambda: chain(100)),
+    Workload("W2", "fan-out 1→500→1, concurrency 8", 8, lambda: fan(500)),
+    Workload("W3", "2,000 independent, concurrency 16", 16, lambda: independent(2000)),
+]
+
+
+# -- baseline -----------------------------------------------------------------------------
+async def baseline(jobs: dict[str, list[str]], concurrency: int, db_path: Path) -> float:
+    db = sqlite3.connect(db_path, check_same_thread=False)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("CREATE TABLE events (seq INTEGER PRIMARY KEY, job TEXT, kind TEXT, t REAL)")
+    queue: asyncio.Queue[tuple[str, str, float] | None] = asyncio.Queue()
+
+    async def writer() -> None:
+        while True:
+            first = await queue.get()
+            batch = [first]
+            while not queue.empty():
+                batch.append(queue.get_nowait())
+            rows = [b for b in batch if b is not None]
+            await asyncio.to_thread(_write, db, rows)
+            if None in batch:
+                return
+
+    done = {name: asyncio.Event() for name in jobs}
+    sem = asyncio.Semaphore(concurrency)
+
+    async def job(name: str) -> None:
+        for parent in jobs[name]:
+            await done[parent].wait()
+        async with sem:
+            queue.put_nowait((name, "running", time.time()))
+            proc = await asyncio.create_subprocess_exec("sh", "-c", "true")
+            await proc.wait()
+            queue.put_nowait((name, "done", time.time()))
+        done[name].set()
+
+    start = time.perf_counter()
+    write_task = asyncio.create_task(writer())
+    await asyncio.gather(*(job(n) for n in jobs))
+    queue.put_nowait(None)
+    await write_task
+    elapsed = time.perf_counter() - start
+    db.close()
+    return elapsed
+
+
+def _write(db: sqlite3.Connection, rows: list[tuple[str, str, float]]) -> None:
+    with db:
+        db.executemany("INSERT INTO events (job, kind, t) VALUES (?, ?, ?)", rows)
+
+
+# -- ccd ----------------------------------------------------------------------------------
+class Daemon:
+    def __init__(self, base: Path) -> None:
+        self.base = base
+        self.env = {
+            **os.environ,
+            "XDG_RUNTIME_DIR": str(base / "rt"),
+            "XDG_STATE_HOME": str(base / "state"),
+            "XDG_CONFIG_HOME": str(base / "config"),
+            "CCD_NO_AUTOSTART": "1",
+        }
+        config = base / "ccd.yaml"
+        config.write_text("hosts:\n  localhost:\n    max_jobs: 64\n")
+        self.client = Client(base / "rt" / "ccd" / "ccd.sock", timeout=600)
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "ccd.daemon.main",
+                "run",
+                "--config",
+                str(config),
+                "--log-level",
+                "warning",
+            ],
+            env=self.env,
+            stdout=subprocess.DEVNULL,
+            stderr=(base / "daemon.log").open("wb"),
+        )
+        deadline = time.monotonic() + 60
+        while self.client.ping() is None:
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError((base / "daemon.log").read_text())
+            time.sleep(0.01)
+
+    def run(self, name: str, jobs: dict[str, list[str]], concurrency: int) -> float:
+        lines = [f"name: {name}", f"concurrency: {concurrency}", "jobs:"]
+        for job, parents in jobs.items():
+            needs = f", needs: [{', '.join(parents)}]" if parents else ""
+            lines.append(f"  {job}: {{run: 'true'{needs}}}")
+        body = ("\n".join(lines) + "\n").encode()
+        start = time.perf_counter()
+        result = self.client.call("POST", "/v1/workflows", body=body)
+        for _ in self.client.stream_lines(
+            path_of("workflows", result["id"], "events"), {"follow": True}
+        ):
+            pass
+        elapsed = time.perf_counter() - start
+        state = self.client.call("GET", path_of("workflows", result["id"]))["state"]
+        if state != "succeeded":
+            raise RuntimeError(f"{name}: workflow {result['id']} ended {state}")
+        return elapsed
+
+    def close(self) -> None:
+        self.proc.send_signal(signal.SIGTERM)
+        self.proc.wait(60)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--only", action="append", help="run only these workloads (W1, W2, W3)")
+    parser.add_argument("--repeat", type=int, default=1, help="runs per workload; best is kept")
+    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    args = parser.parse_args()
+    chosen = [w for w in WORKLOADS if not args.only or w.name in args.only]
+    base = Path(tempfile.mkdtemp(prefix="ccd-bench-"))
+    daemon = Daemon(base)
+    rows = []
+    try:
+        for w in chosen:
+            jobs = w.build()
+            best_base = min(
+                asyncio.run(baseline(jobs, w.concurrency, base / f"baseline-{w.name}-{i}.db"))
+                for i in range(args.repeat)
+            )
+            best_ccd = min(
+                daemon.run(f"{w.name}-{i}", jobs, w.concurrency) for i in range(args.repeat)
+            )
+            rows.append(
+                {
+                    "workload": w.name,
+                    "description": w.description,
+                    "jobs": len(jobs),
+                    "baseline_s": best_base,
+                    "ccd_s": best_ccd,
+                    "baseline_jobs_s": len(jobs) / best_base,
+                    "ccd_jobs_s": len(jobs) / best_ccd,
+                    "ratio": best_base / best_ccd,
+                }
+            )
+    finally:
+        daemon.close()
+        shutil.rmtree(base, ignore_errors=True)
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return
+    print(
+        f"{'workload':<42} {'jobs':>5} {'baseline s':>10} {'jobs/s':>8} "
+        f"{'ccd s':>8} {'jobs/s':>8} {'ccd/base':>8}"
+    )
+    for r in rows:
+        print(
+            f"{r['workload'] + ' ' + r['description']:<42} {r['jobs']:>5} "
+            f"{r['baseline_s']:>10.2f} {r['baseline_jobs_s']:>8.0f} {r['ccd_s']:>8.2f} "
+            f"{r['ccd_jobs_s']:>8.0f} {r['ratio']:>8.2f}"
+        )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,5 @@
+"""ccd: a workflow coordinator for local, SSH and Slurm jobs."""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"

@@ -1,0 +1,279 @@
+"""The HTTP API (FastAPI), served by the daemon on its Unix socket.
+
+Routes are thin: they validate input, call the engine or the store, and shape
+JSON.  Expected failures are `CcdError`s and become a 4xx whose body says what
+to fix; the streams (logs, events) end when the thing they follow has ended.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+from fastapi import FastAPI, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+
+from ccd import __version__
+from ccd.errors import CcdError, Conflict, NotFound
+from ccd.executors.wrapper import EXIT, LOG
+from ccd.spec.validate import load_workflow_text
+from ccd.states import JobState
+
+if TYPE_CHECKING:
+    from ccd.daemon.server import Daemon
+
+#: the largest workflow file the API accepts
+MAX_BODY = 32 * 1024 * 1024
+#: an idle stream sends an empty line this often, so dead clients are noticed
+HEARTBEAT = 15.0
+LOG_CHUNK = 256 * 1024
+
+
+def _error(status: int, message: str, **extra: Any) -> JSONResponse:
+    return JSONResponse({"error": message, **extra}, status_code=status)
+
+
+def create_app(daemon: Daemon) -> FastAPI:
+    app = FastAPI(
+        title="ccd",
+        version=__version__,
+        description="Workflow coordinator daemon: submit, watch and control workflows.",
+    )
+    store, engine, config = daemon.store, daemon.engine, daemon.config
+
+    @app.exception_handler(CcdError)
+    async def ccd_error(_: Request, exc: CcdError) -> JSONResponse:
+        problems = [p.to_dict() for p in getattr(exc, "problems", [])]
+        extra = {"problems": problems} if problems else {}
+        return _error(exc.http_status, exc.message, **extra)
+
+    @app.exception_handler(RequestValidationError)
+    async def bad_request(_: Request, exc: RequestValidationError) -> JSONResponse:
+        parts = [f"{'.'.join(str(x) for x in e['loc'])}: {e['msg']}" for e in exc.errors()]
+        return _error(400, "bad request: " + "; ".join(parts))
+
+    async def workflow(ref: str) -> dict[str, Any]:
+        row = await store.find_workflow(ref)
+        if row is None:
+            raise NotFound(f"no workflow with id or name '{ref}' (see: ccctl ls)")
+        return row
+
+    async def status(ref: str) -> dict[str, Any]:
+        # events after `seq` may or may not be reflected below; a watcher that
+        # applies them again converges, because events carry absolute values
+        seq = store.last_seq
+        row = await workflow(ref)
+        row["seq"] = seq
+        row["jobs"] = await store.get_jobs(row["id"])
+        row.pop("spec", None)
+        return row
+
+    @app.get("/v1/health")
+    async def health() -> dict[str, Any]:
+        return {
+            "status": "ok",
+            "version": __version__,
+            "pid": os.getpid(),
+            "uptime": time.time() - daemon.started,
+            "state_dir": str(config.state_dir),
+        }
+
+    @app.post("/v1/shutdown", status_code=202)
+    async def shutdown() -> dict[str, str]:
+        daemon.request_stop()
+        return {"status": "stopping"}
+
+    async def read_spec(request: Request, source: str | None) -> tuple[str, Path, bytes]:
+        body = await request.body()
+        if len(body) > MAX_BODY:
+            raise CcdError(f"workflow is {len(body)} bytes; the limit is {MAX_BODY}")
+        path = Path(source) if source else None
+        if path is not None and not path.is_absolute():
+            raise CcdError("source must be the workflow file's absolute path")
+        base = path.parent if path is not None else Path.cwd()
+        return (str(path) if path else "<request>"), base, body
+
+    @app.post("/v1/validate")
+    async def validate(request: Request, source: str | None = None) -> dict[str, Any]:
+        name, base, body = await read_spec(request, source)
+        spec = await asyncio.to_thread(
+            load_workflow_text,
+            body,
+            source=name,
+            base_dir=base,
+            known_hosts=config.known_hosts(),
+        )
+        return {"name": spec.name, "jobs": len(spec.jobs)}
+
+    @app.post("/v1/workflows", status_code=201)
+    async def submit(request: Request, source: str | None = None) -> dict[str, Any]:
+        """Submit a workflow: the body is the workflow file (YAML)."""
+        name, base, body = await read_spec(request, source)
+        spec = await asyncio.to_thread(
+            load_workflow_text,
+            body,
+            source=name,
+            base_dir=base,
+            known_hosts=config.known_hosts(),
+        )
+        workflow_id = await engine.submit(spec)
+        return {"id": workflow_id, "name": spec.name, "jobs": len(spec.jobs)}
+
+    @app.get("/v1/workflows")
+    async def list_workflows(limit: Annotated[int, Query(ge=1, le=10000)] = 100) -> Any:
+        return await store.list_workflows(limit)
+
+    @app.get("/v1/workflows/{ref}")
+    async def show(ref: str) -> dict[str, Any]:
+        return await status(ref)
+
+    @app.post("/v1/workflows/{ref}/cancel")
+    async def cancel(ref: str, job: str | None = None) -> dict[str, Any]:
+        row = await workflow(ref)
+        if job is not None and await store.get_job(row["id"], job) is None:
+            raise NotFound(f"workflow {row['id']} has no job '{job}'")
+        engine.cancel(row["id"], job)
+        return {"id": row["id"], "cancelled": job or "workflow"}
+
+    @app.post("/v1/workflows/{ref}/jobs/{job}/cancel")
+    async def cancel_job(ref: str, job: str) -> dict[str, Any]:
+        return await cancel(ref, job)
+
+    @app.post("/v1/workflows/{ref}/retry")
+    async def retry(ref: str) -> dict[str, Any]:
+        row = await workflow(ref)
+        jobs = await engine.retry(row["id"])
+        return {"id": row["id"], "retried": jobs}
+
+    @app.get("/v1/workflows/{ref}/jobs/{job}/log")
+    async def job_log(
+        ref: str,
+        job: str,
+        attempt: Annotated[int | None, Query(ge=1)] = None,
+        offset: Annotated[int, Query(ge=0)] = 0,
+        follow: bool = False,
+    ) -> Response:
+        row = await workflow(ref)
+        jrow = await store.get_job(row["id"], job)
+        if jrow is None:
+            raise NotFound(f"workflow {row['id']} has no job '{job}'")
+        number = attempt or jrow["attempt"]
+        if number < 1 or number > jrow["attempt"]:
+            raise NotFound(f"job '{job}' has no attempt {number} (it has {jrow['attempt']})")
+        run_dir = config.runs_dir / row["id"] / job / str(number)
+        if not run_dir.is_dir():
+            raise NotFound(f"no log for {job} attempt {number} yet")
+        stream = _log_stream(daemon, row["id"], job, number, run_dir, offset, follow)
+        return StreamingResponse(stream, media_type="text/plain; charset=utf-8")
+
+    @app.get("/v1/workflows/{ref}/events")
+    async def workflow_events(
+        ref: str,
+        request: Request,
+        since: Annotated[int, Query(ge=0)] = 0,
+        follow: bool = False,
+    ) -> Response:
+        row = await workflow(ref)
+        sse = "text/event-stream" in request.headers.get("accept", "")
+        stream = _event_stream(daemon, row["id"], since, follow, sse)
+        media = "text/event-stream" if sse else "application/x-ndjson"
+        return StreamingResponse(stream, media_type=media)
+
+    @app.get("/v1/events")
+    async def all_events(since: Annotated[int, Query(ge=0)] = 0, follow: bool = False) -> Response:
+        stream = _event_stream(daemon, None, since, follow, sse=False)
+        return StreamingResponse(stream, media_type="application/x-ndjson")
+
+    return app
+
+
+async def _log_stream(
+    daemon: Daemon,
+    workflow_id: str,
+    job: str,
+    attempt: int,
+    run_dir: Path,
+    offset: int,
+    follow: bool,
+) -> AsyncIterator[bytes]:
+    path = run_dir / LOG
+    watch = daemon.filewatch.watch(run_dir) if follow else None
+    try:
+        # the wrapper may not have created the log yet; creating it empty is harmless
+        with os.fdopen(os.open(path, os.O_RDONLY | os.O_CREAT, 0o600), "rb") as fh:
+            while True:
+                ended = not follow or await _attempt_ended(
+                    daemon, workflow_id, job, attempt, run_dir
+                )
+                fh.seek(offset)
+                data = await asyncio.to_thread(fh.read, LOG_CHUNK)
+                if data:
+                    offset += len(data)
+                    yield data
+                    continue
+                if ended:
+                    return
+                assert watch is not None
+                await _wait_change(watch)
+    finally:
+        if watch is not None:
+            watch.close()
+
+
+async def _wait_change(watch: Any) -> None:
+    # the inotify wake-up, with a slow safety net in case the attempt ends silently
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(watch.changed.wait(), 1.0)
+    watch.changed.clear()
+
+
+async def _attempt_ended(
+    daemon: Daemon, workflow_id: str, job: str, attempt: int, run_dir: Path
+) -> bool:
+    if (run_dir / EXIT).exists():
+        return True
+    row = await daemon.store.get_job(workflow_id, job)
+    if row is None:
+        return True
+    return row["attempt"] != attempt or JobState(row["state"]) is not JobState.RUNNING
+
+
+async def _event_stream(
+    daemon: Daemon, workflow_id: str | None, since: int, follow: bool, sse: bool
+) -> AsyncIterator[bytes]:
+    store = daemon.store
+    last = since
+    final = False
+    while True:
+        seen = store.last_seq
+        batch = await store.events_since(workflow_id, last, limit=1000)
+        for event in batch:
+            last = event["seq"]
+            text = json.dumps(event, separators=(",", ":"))
+            yield (f"id: {last}\ndata: {text}\n\n" if sse else text + "\n").encode()
+        if len(batch) == 1000:
+            continue
+        if not follow or final:
+            return
+        if workflow_id is not None and await _workflow_final(daemon, workflow_id):
+            final = True  # drain once more: the final event may have landed just now
+            continue
+        if await store.wait_for_seq(max(seen, last), timeout=HEARTBEAT) == max(seen, last):
+            yield b": keep-alive\n\n" if sse else b"\n"
+
+
+async def _workflow_final(daemon: Daemon, workflow_id: str) -> bool:
+    if daemon.engine.is_running(workflow_id):
+        return False
+    row = await daemon.store.find_workflow(workflow_id)
+    return row is None or row["state"] != "running"
+
+
+__all__ = ["Conflict", "create_app"]

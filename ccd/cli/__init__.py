@@ -1,0 +1,3 @@
+"""``ccctl``: the thin command-line client of the ccd daemon."""
+
+from __future__ import annotations

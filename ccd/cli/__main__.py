@@ -1,0 +1,3 @@
+from ccd.cli.main import main
+
+main()

@@ -1,0 +1,354 @@
+"""``ccctl``: submit, watch and control workflows of the ccd daemon.
+
+Exit codes: 0 success; 1 the workflow failed (watch, submit --watch) or the
+daemon refused; 2 usage or validation error; 3 the daemon is unreachable.
+Imports are kept lean (no daemon, pydantic or httpx on the common paths): a
+`ccctl ls` must answer in well under a second.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import typer
+
+from ccd import __version__
+from ccd.cli.client import ApiError, Client, path_of, start_daemon
+from ccd.errors import CcdError
+
+app = typer.Typer(
+    name="ccctl",
+    help="Control the ccd workflow daemon: submit workflows, watch them, read their logs.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+daemon_app = typer.Typer(help="Start, stop and inspect the daemon.", no_args_is_help=True)
+app.add_typer(daemon_app, name="daemon")
+
+WfArg = Annotated[str, typer.Argument(help="Workflow id, or name (the newest with that name).")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+
+FINAL_WORKFLOW_STATES = {"succeeded", "failed", "cancelled"}
+
+
+def fail(message: str, code: int = 1) -> NoReturn:
+    print(f"ccctl: {message}", file=sys.stderr)
+    raise typer.Exit(code)
+
+
+def client(autostart: bool = True) -> Client:
+    c = Client()
+    if autostart:
+        c.ensure_daemon()
+    return c
+
+
+def print_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2) + "\n")
+
+
+def console() -> Any:
+    from rich.console import Console
+
+    return Console()
+
+
+def get_status(c: Client, ref: str) -> dict[str, Any]:
+    result: dict[str, Any] = c.call("GET", path_of("workflows", ref))
+    return result
+
+
+# -- workflows -----------------------------------------------------------------------
+@app.command()
+def validate(
+    files: Annotated[list[Path], typer.Argument(help="Workflow files to check.")],
+) -> None:
+    """Check workflow files without running them (no daemon needed); exit 2 on any problem."""
+    from ccd.config import load_config
+    from ccd.errors import SpecError
+    from ccd.spec.validate import load_workflow_file
+
+    hosts = load_config().known_hosts()
+    bad = 0
+    for file in files:
+        try:
+            spec = load_workflow_file(file, known_hosts=hosts)
+        except SpecError as exc:
+            bad += 1
+            print(exc.message, file=sys.stderr)
+            continue
+        print(f"{file}: ok — workflow '{spec.name}', {len(spec.jobs)} job(s)")
+    if bad:
+        raise typer.Exit(2)
+
+
+@app.command()
+def submit(
+    file: Annotated[Path, typer.Argument(help="The workflow file (YAML).")],
+    watch_: Annotated[bool, typer.Option("--watch", "-w", help="Watch it until it ends.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Submit a workflow to the daemon (starting the daemon if needed)."""
+    try:
+        body = file.read_bytes()
+    except OSError as exc:
+        fail(f"cannot read {file}: {exc.strerror}", 2)
+    c = client()
+    result = c.call(
+        "POST",
+        "/v1/workflows",
+        params={"source": str(file.resolve())},
+        body=body,
+        headers={"Content-Type": "application/yaml"},
+    )
+    if as_json:
+        print_json(result)
+    else:
+        print(f"submitted {result['name']} as {result['id']} ({result['jobs']} jobs)")
+    if watch_:
+        watch(result["id"])
+
+
+@app.command("ls")
+def list_workflows(
+    as_json: JsonOpt = False,
+    limit: Annotated[int, typer.Option(help="At most this many, newest first.")] = 50,
+) -> None:
+    """List workflows, newest first."""
+    rows = client().call("GET", "/v1/workflows", params={"limit": limit})
+    if as_json:
+        print_json(rows)
+        return
+    from ccd.cli.render import workflows_table
+
+    console().print(workflows_table(rows))
+
+
+@app.command()
+def status(wf: WfArg, as_json: JsonOpt = False) -> None:
+    """Show a workflow and the state of each of its jobs."""
+    data = get_status(client(), wf)
+    if as_json:
+        print_json(data)
+        return
+    from ccd.cli.render import status_table, summary_line
+
+    con = console()
+    con.print(summary_line(data))
+    con.print(status_table(data))
+
+
+@app.command()
+def watch(wf: WfArg) -> None:
+    """Follow a workflow live until it ends; exit 1 if it did not succeed."""
+    from ccd.cli.watch import follow
+
+    state = follow(client(), wf)
+    raise typer.Exit(0 if state == "succeeded" else 1)
+
+
+@app.command()
+def logs(
+    wf: WfArg,
+    job: Annotated[str, typer.Argument(help="The job's name.")],
+    follow_: Annotated[
+        bool, typer.Option("--follow", "-f", help="Keep printing new output.")
+    ] = False,
+    attempt: Annotated[
+        int | None, typer.Option(help="Which attempt (default: the latest).")
+    ] = None,
+) -> None:
+    """Print a job's output (stdout and stderr)."""
+    c = client()
+    out = sys.stdout.buffer
+    for chunk in c.stream(
+        path_of("workflows", wf, "jobs", job, "log"), {"follow": follow_, "attempt": attempt}
+    ):
+        out.write(chunk)
+        out.flush()
+
+
+@app.command()
+def events(
+    wf: WfArg,
+    follow_: Annotated[
+        bool, typer.Option("--follow", "-f", help="Keep printing new events.")
+    ] = False,
+    since: Annotated[int, typer.Option(help="Only events after this sequence number.")] = 0,
+    as_json: JsonOpt = False,
+) -> None:
+    """Print a workflow's event log (every state change, progress and output)."""
+    from ccd.cli.watch import event_line
+
+    for line in client().stream_lines(
+        path_of("workflows", wf, "events"), {"follow": follow_, "since": since}
+    ):
+        if not line.strip():
+            continue  # keep-alive
+        if as_json:
+            sys.stdout.write(line.decode() + "\n")
+        else:
+            sys.stdout.write(event_line(json.loads(line)) + "\n")
+        sys.stdout.flush()
+
+
+@app.command()
+def cancel(
+    wf: WfArg,
+    job: Annotated[
+        str | None, typer.Argument(help="Cancel only this job (and its descendants).")
+    ] = None,
+) -> None:
+    """Cancel a running workflow, or one job of it; the jobs' whole process trees are killed."""
+    params = {"job": job} if job else None
+    result = client().call("POST", path_of("workflows", wf, "cancel"), params=params)
+    print(f"cancelling {result['cancelled']} of {result['id']}")
+
+
+@app.command()
+def retry(wf: WfArg) -> None:
+    """Run the failed, timed-out, cancelled and skipped jobs of a finished workflow again."""
+    result = client().call("POST", path_of("workflows", wf, "retry"))
+    print(
+        f"retrying {len(result['retried'])} job(s) of {result['id']}: "
+        + ", ".join(result["retried"])
+    )
+
+
+@app.command()
+def graph(
+    wf: WfArg,
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "-o", "--output", help="Write .svg (needs Graphviz) or .dot; default: DOT to stdout."
+        ),
+    ] = None,
+    around: Annotated[str | None, typer.Option(help="Only this job and its neighbours.")] = None,
+) -> None:
+    """Draw the workflow's DAG with each job coloured by its state."""
+    from ccd.cli.graph import render_svg, to_dot
+
+    data = get_status(client(), wf)
+    try:
+        dot = to_dot(data, around=around)
+    except ValueError as exc:
+        fail(str(exc), 2)
+    if output is None:
+        sys.stdout.write(dot)
+        return
+    if output.suffix == ".svg":
+        output.write_bytes(render_svg(dot))
+    elif output.suffix in (".dot", ".gv"):
+        output.write_text(dot)
+    else:
+        fail(f"{output}: use a .svg or .dot file name", 2)
+    print(f"wrote {output}")
+
+
+# -- daemon --------------------------------------------------------------------------
+@daemon_app.command("start")
+def daemon_start() -> None:
+    """Start the daemon in the background (its log goes to the state directory)."""
+    c = Client()
+    health = c.ping()
+    if health is not None:
+        print(f"ccd is already running (pid {health['pid']}) on {c.socket_path}")
+        return
+    pid = start_daemon(c)
+    print(f"ccd started (pid {pid}) on {c.socket_path}")
+
+
+@daemon_app.command("stop")
+def daemon_stop(
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for it to exit.")] = 15.0,
+) -> None:
+    """Stop the daemon; running jobs keep running and are picked up by the next daemon."""
+    c = Client()
+    health = c.ping()
+    if health is None:
+        print("ccd is not running")
+        return
+    pid = int(health["pid"])
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if c.ping() is None and not _alive(pid):
+            print(f"ccd (pid {pid}) stopped")
+            return
+        time.sleep(0.05)  # waiting for another process to exit
+    fail(f"ccd (pid {pid}) did not stop within {timeout:g}s")
+
+
+@daemon_app.command("status")
+def daemon_status(as_json: JsonOpt = False) -> None:
+    """Say whether the daemon runs, where, and since when; exit 3 if it does not."""
+    c = Client()
+    health = c.ping()
+    if health is None:
+        if as_json:
+            print_json({"running": False, "socket": str(c.socket_path)})
+        else:
+            print(f"ccd is not running (socket {c.socket_path})")
+        raise typer.Exit(3)
+    if as_json:
+        print_json({"running": True, "socket": str(c.socket_path), **health})
+        return
+    print(
+        f"ccd {health['version']} running, pid {health['pid']}, up {health['uptime']:.0f}s, "
+        f"socket {c.socket_path}, state {health['state_dir']}"
+    )
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # an exited child of someone else may linger as a zombie
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().split(") ", 1)[1][0] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
+def version_callback(value: bool) -> None:
+    if value:
+        print(f"ccctl {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=version_callback, is_eager=True, help="Print the version."
+        ),
+    ] = False,
+) -> None:
+    """Control the ccd workflow daemon."""
+
+
+def main() -> None:
+    try:
+        app()
+    except ApiError as exc:
+        print(f"ccctl: {exc.message}", file=sys.stderr)
+        sys.exit(exc.exit_code)
+    except CcdError as exc:
+        print(f"ccctl: {exc.message}", file=sys.stderr)
+        sys.exit(exc.exit_code)
+    except BrokenPipeError:
+        sys.exit(0)
+    except KeyboardInterrupt:
+        sys.exit(130)

@@ -1,0 +1,516 @@
+"""How `ccctl` shows workflows: tables, the live `watch` view and plain change lines.
+
+Everything here works on the API's plain JSON dicts. Only the stdlib is imported at
+module level; rich is imported inside the functions that build renderables, so the
+client starts fast.
+"""
+
+from __future__ import annotations
+
+import heapq
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from ccd.states import FINAL_JOB_STATES, WorkflowState
+
+if TYPE_CHECKING:
+    from rich.console import RenderableType
+    from rich.table import Table
+    from rich.text import Text
+
+Json = dict[str, Any]
+
+#: One palette for every view: terminal text and Graphviz fills (hex works in both).
+STATE_COLOURS: dict[str, str] = {
+    "pending": "#b0b0b0",
+    "queued": "#4db6ac",
+    "running": "#42a5f5",
+    "succeeded": "#66bb6a",
+    "failed": "#ef5350",
+    "timed_out": "#ffa726",
+    "cancelled": "#ab47bc",
+    "skipped": "#a1887f",
+    "unreachable": "#fdd835",
+    "unknown": "#90a4ae",
+}
+DEFAULT_COLOUR = "#9e9e9e"
+
+#: The order states are listed in summaries.
+STATE_ORDER: tuple[str, ...] = (
+    "running",
+    "queued",
+    "unreachable",
+    "unknown",
+    "succeeded",
+    "failed",
+    "timed_out",
+    "cancelled",
+    "skipped",
+    "pending",
+)
+
+FINAL_JOB = frozenset(s.value for s in FINAL_JOB_STATES)
+FINAL_WORKFLOW = frozenset(s.value for s in WorkflowState if s.is_final)
+
+#: When not every job fits, the watch view shows these groups of states in this order.
+_INTEREST_GROUPS = (
+    ("running",),
+    ("unreachable", "unknown"),
+    ("failed", "timed_out"),
+    ("succeeded", "cancelled", "skipped"),
+    ("queued",),
+    ("pending",),
+)
+_INTEREST = {state: rank for rank, group in enumerate(_INTEREST_GROUPS) for state in group}
+#: Lines around the watch table's rows: the summary line, table header and its rule.
+_WATCH_CHROME = 3
+
+
+# -- small formatting helpers -------------------------------------------------
+
+
+def state_colour(state: str) -> str:
+    return STATE_COLOURS.get(state, DEFAULT_COLOUR)
+
+
+def one_line(text: object, limit: int = 200) -> str:
+    """`text` on a single line (control characters become spaces), at most `limit` chars."""
+    flat = " ".join(str(text).split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
+def format_clock(epoch: float) -> str:
+    return time.strftime("%H:%M:%S", time.localtime(epoch))
+
+
+def format_when(epoch: float | None) -> str:
+    if epoch is None:
+        return ""
+    return time.strftime("%Y-%m-%d %H:%M", time.localtime(epoch))
+
+
+def format_duration(seconds: float | None) -> str:
+    """`42s`, `3m05s`, `2h07m`, `3d04h`; empty when unknown."""
+    if seconds is None:
+        return ""
+    s = max(0, int(seconds))
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m{s % 60:02d}s"
+    if s < 86400:
+        return f"{s // 3600}h{s % 3600 // 60:02d}m"
+    return f"{s // 86400}d{s % 86400 // 3600:02d}h"
+
+
+def elapsed(item: Mapping[str, Any], now: float, start_key: str = "started") -> float | None:
+    """Seconds from `start_key` to `ended` (or to `now` while not ended)."""
+    start = item.get(start_key)
+    if start is None:
+        return None
+    end = item.get("ended")
+    return (now if end is None else float(end)) - float(start)
+
+
+def format_percent(progress: float | None) -> str:
+    return "" if progress is None else f"{int(progress)}%"
+
+
+def count_states(status: Mapping[str, Any]) -> Counter[str]:
+    """Jobs per state, from a status's `jobs` or a summary's `counts`."""
+    if "jobs" in status:
+        return Counter(str(job.get("state", "unknown")) for job in status["jobs"])
+    return Counter({str(k): int(v) for k, v in (status.get("counts") or {}).items()})
+
+
+def _ordered(counts: Mapping[str, int]) -> list[tuple[str, int]]:
+    known = [(s, counts[s]) for s in STATE_ORDER if counts.get(s)]
+    other = sorted((s, n) for s, n in counts.items() if s not in STATE_ORDER and n)
+    return known + other
+
+
+def format_counts(counts: Mapping[str, int]) -> str:
+    """`3 running, 10 succeeded, 86 pending` (zero counts left out)."""
+    return ", ".join(f"{n} {s}" for s, n in _ordered(counts))
+
+
+def _summary_parts(status: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """(text, colour) pieces of the summary line; colour "" means default."""
+    state = str(status.get("state", "unknown"))
+    parts = [
+        (f"{one_line(status.get('name', '?'))} ({status.get('id', '?')}) ", ""),
+        (state, state_colour(state)),
+    ]
+    pieces = _ordered(count_states(status))
+    for i, (job_state, n) in enumerate(pieces):
+        parts.append((" — " if i == 0 else ", ", ""))
+        parts.append((f"{n} {job_state}", state_colour(job_state)))
+    return parts
+
+
+def summary_line(status: Mapping[str, Any]) -> str:
+    """`mnist (a1b2c3d4) running — 3 running, 10 succeeded, 1 failed, 86 pending`."""
+    return "".join(text for text, _ in _summary_parts(status))
+
+
+# -- tables ---------------------------------------------------------------------
+
+
+def state_text(state: str) -> Text:
+    from rich.text import Text
+
+    return Text(state, style=state_colour(state))
+
+
+def _counts_text(counts: Mapping[str, int]) -> Text:
+    from rich.text import Text
+
+    text = Text()
+    for i, (state, n) in enumerate(_ordered(counts)):
+        if i:
+            text.append(", ")
+        text.append(f"{n} {state}", style=state_colour(state))
+    return text
+
+
+def workflows_table(rows: Iterable[Mapping[str, Any]], now: float | None = None) -> Table:
+    """The `ccctl ls` table: one row per workflow summary."""
+    from rich.table import Table
+    from rich.text import Text
+
+    now = time.time() if now is None else now
+    table = Table(box=None, header_style="bold", pad_edge=False)
+    for name in ("ID", "Name", "State", "Jobs", "Created", "Elapsed"):
+        table.add_column(name, justify="right" if name == "Elapsed" else "left")
+    for row in rows:
+        state = str(row.get("state", "unknown"))
+        table.add_row(
+            Text(str(row.get("id", ""))),
+            Text(one_line(row.get("name", ""))),
+            state_text(state),
+            _counts_text(count_states(row)),
+            Text(format_when(row.get("created"))),
+            Text(format_duration(elapsed(row, now, "created"))),
+        )
+    return table
+
+
+def _note(job: Mapping[str, Any]) -> str:
+    """The reason a job is where it is, else its last progress message."""
+    return one_line(job.get("reason") or job.get("message") or "")
+
+
+def status_table(status: Mapping[str, Any], now: float | None = None) -> Table:
+    """The `ccctl status` table: one row per job, in the daemon's order."""
+    from rich.table import Table
+    from rich.text import Text
+
+    now = time.time() if now is None else now
+    table = Table(box=None, header_style="bold", pad_edge=False)
+    for name in ("Job", "State", "Progress", "Attempt", "Exit", "Host", "Elapsed", "Reason"):
+        right = name in ("Progress", "Attempt", "Exit", "Elapsed")
+        table.add_column(name, justify="right" if right else "left")
+    for job in status.get("jobs", []):
+        exit_code = job.get("exit_code")
+        table.add_row(
+            Text(one_line(job.get("name", ""))),
+            state_text(str(job.get("state", "unknown"))),
+            Text(format_percent(job.get("progress"))),
+            Text(str(job.get("attempt") or "")),
+            Text("" if exit_code is None else str(exit_code)),
+            Text(one_line(job.get("host", ""))),
+            Text(format_duration(elapsed(job, now))),
+            Text(_note(job)),
+        )
+    return table
+
+
+# -- the live model ---------------------------------------------------------------
+
+
+def _percent_key(job: Mapping[str, Any]) -> tuple[int | None, str | None]:
+    """What a progress line shows: the integer percentage and the message."""
+    progress = job.get("progress")
+    return (None if progress is None else int(progress), job.get("message"))
+
+
+_Handler = Callable[["WatchModel", str | None, Json, float], list[str]]
+
+
+class WatchModel:
+    """The client's copy of one workflow's status, kept current by its events."""
+
+    def __init__(self, status: Json, last_seq: int | None = None) -> None:
+        self.status = status
+        status.setdefault("jobs", [])
+        self._jobs: dict[str, Json] = {job["name"]: job for job in status["jobs"]}
+        #: the progress each job's last printed progress line showed
+        self._said = {name: _percent_key(job) for name, job in self._jobs.items()}
+        #: events with this sequence number or lower are already in `status`
+        self.last_seq = int(status.get("seq") or 0) if last_seq is None else last_seq
+
+    @property
+    def jobs(self) -> list[Json]:
+        return list(self.status["jobs"])
+
+    @property
+    def finished(self) -> bool:
+        return self.status.get("state") in FINAL_WORKFLOW
+
+    def apply(self, event: Mapping[str, Any]) -> list[str]:
+        """Fold `event` into the status; return lines describing what changed."""
+        seq = event.get("seq")
+        if isinstance(seq, int):
+            if seq <= self.last_seq:
+                return []
+            self.last_seq = seq
+        workflow_id = event.get("workflow_id")
+        if workflow_id and self.status.get("id") and workflow_id != self.status["id"]:
+            return []
+        handler = _HANDLERS.get(str(event.get("kind")))
+        if handler is None:
+            return []
+        when = float(event.get("time") or time.time())
+        self.status["updated"] = when
+        lines = handler(self, event.get("job"), dict(event.get("data") or {}), when)
+        return [f"{format_clock(when)} {line}" for line in lines]
+
+    def _job(self, name: str) -> Json:
+        job = self._jobs.get(name)
+        if job is None:
+            job = dict.fromkeys(("progress", "message", "exit_code", "reason", "started", "ended"))
+            job.update(name=name, state="pending", attempt=0, host="", executor="")
+            job.update(needs=[], outputs={})
+            self.status["jobs"].append(job)
+            self._jobs[name] = job
+            self._said[name] = (None, None)
+        return job
+
+    def _on_submitted(self, _job: str | None, data: Json, _when: float) -> list[str]:
+        if "name" in data:
+            self.status["name"] = data["name"]
+        return [f"workflow {one_line(self.status.get('name', '?'))} submitted"]
+
+    def _on_workflow_state(self, _job: str | None, data: Json, when: float) -> list[str]:
+        state = str(data.get("state"))
+        self.status["state"] = state
+        self.status["ended"] = when if state in FINAL_WORKFLOW else None
+        line = f"workflow {one_line(self.status.get('name', '?'))} {state}"
+        return [line + (f" ({one_line(data['reason'])})" if data.get("reason") else "")]
+
+    def _on_job_state(self, name: str | None, data: Json, when: float) -> list[str]:
+        if name is None:
+            return []
+        job = self._job(name)
+        state = str(data.get("state"))
+        job["state"] = state
+        if data.get("attempt") is not None:
+            job["attempt"] = data["attempt"]
+        job["reason"] = data.get("reason")
+        job["exit_code"] = data.get("exit_code")
+        if state == "running":
+            job["started"], job["ended"] = when, None
+        elif state in FINAL_JOB:
+            job["ended"] = when
+        else:  # waiting again (a retry): the previous attempt's numbers are stale
+            job.update(started=None, ended=None, progress=None, message=None)
+            self._said[name] = (None, None)
+        return [_state_line(job)]
+
+    def _on_launched(self, name: str | None, data: Json, _when: float) -> list[str]:
+        if name is not None and data.get("attempt") is not None:
+            self._job(name)["attempt"] = data["attempt"]
+        return []
+
+    def _on_progress(self, name: str | None, data: Json, _when: float) -> list[str]:
+        if name is None:
+            return []
+        job = self._job(name)
+        for key in ("progress", "message"):
+            if data.get(key) is not None:
+                job[key] = data[key]
+        said = _percent_key(job)
+        if said == self._said.get(name):
+            return []
+        self._said[name] = said
+        percent, message = said
+        words = [one_line(name), *([f"{percent}%"] if percent is not None else [])]
+        return [" ".join(words + ([one_line(message)] if message else []))]
+
+    def _on_output(self, name: str | None, data: Json, _when: float) -> list[str]:
+        if name is None or "key" not in data:
+            return []
+        key, value = str(data["key"]), str(data.get("value", ""))
+        self._job(name).setdefault("outputs", {})[key] = value
+        return [f"{one_line(name)} output {one_line(key)}={one_line(value, 80)}"]
+
+    def _on_warning(self, name: str | None, data: Json, _when: float) -> list[str]:
+        who = one_line(name) if name else f"workflow {one_line(self.status.get('name', '?'))}"
+        return [f"{who} warning: {one_line(data.get('message', ''))}"]
+
+
+def _state_line(job: Mapping[str, Any]) -> str:
+    """`train running (attempt 1)`, `train failed exit=3 (out of memory)`."""
+    state = job["state"]
+    line = f"{one_line(job['name'])} {state}"
+    if state == "running" and job.get("attempt"):
+        line += f" (attempt {job['attempt']})"
+    if job.get("exit_code") not in (None, 0):
+        line += f" exit={job['exit_code']}"
+    if job.get("reason"):
+        line += f" ({one_line(job['reason'])})"
+    return line
+
+
+_HANDLERS: dict[str, _Handler] = {
+    "workflow.submitted": WatchModel._on_submitted,
+    "workflow.state": WatchModel._on_workflow_state,
+    "job.state": WatchModel._on_job_state,
+    "job.launched": WatchModel._on_launched,
+    "job.progress": WatchModel._on_progress,
+    "job.output": WatchModel._on_output,
+    "job.warning": WatchModel._on_warning,
+}
+
+
+# -- the live view ---------------------------------------------------------------------
+
+
+def _interest(item: tuple[int, Json]) -> tuple[int, float, int]:
+    """Sort key: by state group, most recently ended first, then the daemon's order."""
+    index, job = item
+    state = str(job.get("state"))
+    recent = -float(job.get("ended") or 0) if state in FINAL_JOB else 0.0
+    return (_INTEREST.get(state, 1), recent, index)
+
+
+def choose_rows(jobs: list[Json], room: int) -> tuple[list[Json], Counter[str]]:
+    """The jobs to show in `room` rows, and the states of those left out.
+
+    When not all fit, one row is kept for the "… and N more" line and the most
+    interesting jobs are shown, most interesting first.
+    """
+    if len(jobs) <= room:
+        return jobs, Counter()
+    best = heapq.nsmallest(max(0, room - 1), enumerate(jobs), key=_interest)
+    shown = [job for _, job in best]
+    hidden = Counter(str(job.get("state")) for job in jobs)
+    hidden.subtract(Counter(str(job.get("state")) for job in shown))
+    return shown, +hidden
+
+
+def _more_line(hidden: Counter[str]) -> Text:
+    from rich.text import Text
+
+    by_size = sorted(_ordered(hidden), key=lambda item: -item[1])  # stable: ties keep order
+    detail = ", ".join(f"{n} {state}" for state, n in by_size)
+    return Text(
+        f"… and {hidden.total()} more ({detail})", style="dim", no_wrap=True, overflow="ellipsis"
+    )
+
+
+def _bar(job: Mapping[str, Any]) -> RenderableType:
+    from rich.progress_bar import ProgressBar
+    from rich.text import Text
+
+    state = str(job.get("state"))
+    progress = job.get("progress")
+    if progress is None and state == "succeeded":
+        progress = 100.0
+    if progress is None:
+        if state == "running":
+            return ProgressBar(total=None, pulse=True)
+        return Text("")
+    colour = state_colour(state)
+    return ProgressBar(
+        total=100.0,
+        completed=min(100.0, max(0.0, float(progress))),
+        complete_style=colour,
+        finished_style=colour,
+    )
+
+
+def _watch_columns(width: int) -> dict[str, dict[str, Any]]:
+    """The watch table's columns and their options; narrow screens keep the essentials."""
+    columns: dict[str, dict[str, Any]] = {
+        "Job": {"max_width": max(12, width // 4)},
+        "State": {},
+        "Progress": {"width": 20 if width >= 100 else 10},
+        "%": {"justify": "right"},
+        "Host": {"max_width": 16},
+        "Elapsed": {"justify": "right"},
+        "Message": {"ratio": 1},
+    }
+    dropped = () if width >= 80 else ("Host",) if width >= 50 else ("Progress", "Host", "Message")
+    return {name: options for name, options in columns.items() if name not in dropped}
+
+
+def _exit_and_note(job: Mapping[str, Any]) -> str:
+    code = job.get("exit_code")
+    return " ".join(([f"exit={code}"] if code not in (None, 0) else []) + [_note(job)]).strip()
+
+
+def _watch_cells(job: Mapping[str, Any], now: float) -> dict[str, RenderableType]:
+    from rich.text import Text
+
+    return {
+        "Job": Text(one_line(job.get("name", ""))),
+        "State": state_text(str(job.get("state", "unknown"))),
+        "Progress": _bar(job),
+        "%": Text(format_percent(job.get("progress"))),
+        "Host": Text(one_line(job.get("host", ""))),
+        "Elapsed": Text(format_duration(elapsed(job, now))),
+        "Message": Text(_exit_and_note(job)),
+    }
+
+
+def _watch_table(jobs: list[Json], width: int, now: float) -> Table:
+    from rich import box
+    from rich.table import Table
+
+    table = Table(
+        box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, width=width, header_style="bold"
+    )
+    columns = _watch_columns(width)
+    for name, options in columns.items():  # no_wrap: every row is exactly one line
+        table.add_column(name, no_wrap=True, overflow="ellipsis", **options)
+    for job in jobs:
+        cells = _watch_cells(job, now)
+        table.add_row(*(cells[name] for name in columns))
+    return table
+
+
+def _header(status: Mapping[str, Any], now: float) -> Text:
+    from rich.text import Text
+
+    text = Text(no_wrap=True, overflow="ellipsis")
+    for piece, colour in _summary_parts(status):
+        text.append(piece, style=colour)
+    took = format_duration(elapsed(status, now, "created"))
+    if took:
+        text.append(f" · {took}", style="dim")
+    return text
+
+
+def watch_renderable(
+    model: WatchModel, height: int, width: int, now: float | None = None
+) -> RenderableType:
+    """The `ccctl watch` screen; never taller than `height` lines."""
+    from rich.console import Group
+
+    now = time.time() if now is None else now
+    if height < 1:
+        return Group()
+    header = _header(model.status, now)
+    room = height - _WATCH_CHROME
+    if room < 1:
+        return Group(header)  # a Group keeps the Text's no_wrap when printed
+    shown, hidden = choose_rows(model.jobs, room)
+    parts: list[RenderableType] = [header]
+    if shown:
+        parts.append(_watch_table(shown, width, now))
+    if hidden:
+        parts.append(_more_line(hidden))
+    return Group(*parts)

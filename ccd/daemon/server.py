@@ -1,0 +1,136 @@
+"""The daemon's lifecycle: start the parts in order, serve, stop them in reverse.
+
+Shutdown never kills jobs: they run detached under the job protocol, and the
+next daemon adopts them from the store.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import socket
+import time
+from collections.abc import Iterator
+from types import FrameType
+
+import uvicorn
+
+from ccd.api import create_app
+from ccd.config import DaemonConfig
+from ccd.daemon.sockets import bind_unix_socket, notify_systemd, systemd_socket
+from ccd.engine import Engine
+from ccd.executors.base import Executor
+from ccd.executors.filewatch import FileWatcher
+from ccd.executors.local import LocalExecutor
+from ccd.spec.model import ExecutorKind
+from ccd.store import Store
+
+log = logging.getLogger(__name__)
+
+HANDLED_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+#: how long in-flight requests get to finish at shutdown
+SHUTDOWN_GRACE = 3
+
+
+class ApiServer(uvicorn.Server):
+    """uvicorn, minus its signal handling (the daemon's decides), plus a ready event."""
+
+    def __init__(self, config: uvicorn.Config) -> None:
+        super().__init__(config)
+        self.ready = asyncio.Event()
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        self.ready.set()
+
+
+class Daemon:
+    def __init__(self, config: DaemonConfig) -> None:
+        self.config = config
+        self.started = time.time()
+        self._stop = asyncio.Event()
+        self._signals = 0
+        self.store: Store
+        self.engine: Engine
+        self.filewatch: FileWatcher
+
+    def request_stop(self) -> None:
+        self._stop.set()
+
+    def _on_signal(self, sig: int, _frame: FrameType | None = None) -> None:
+        self._signals += 1
+        if self._signals > 1:
+            log.warning("second signal: exiting now")
+            os._exit(1)
+        log.info("received %s: stopping (jobs keep running)", signal.Signals(sig).name)
+        self._stop.set()
+
+    async def run(self) -> None:
+        cfg = self.config
+        cfg.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        passed = systemd_socket()
+        sock = passed or bind_unix_socket(cfg.socket)
+        loop = asyncio.get_running_loop()
+        for sig in HANDLED_SIGNALS:
+            loop.add_signal_handler(sig, self._on_signal, sig, None)
+        self.store = await Store.open(cfg.database)
+        self.filewatch = FileWatcher()
+        self.filewatch.start()
+        executors: dict[ExecutorKind, Executor] = {
+            ExecutorKind.LOCAL: LocalExecutor(cfg.runs_dir, self.filewatch),
+        }
+        self.engine = Engine(self.store, cfg, executors)
+        server = ApiServer(
+            uvicorn.Config(
+                create_app(self),
+                lifespan="off",
+                log_level="warning",
+                timeout_graceful_shutdown=SHUTDOWN_GRACE,
+            )
+        )
+        serving = asyncio.create_task(server.serve(sockets=[sock]), name="api")
+        try:
+            recovered = await self.engine.recover()
+            if recovered:
+                log.info("resumed %d unfinished workflow(s)", recovered)
+            await _until_ready(server, serving)
+            notify_systemd("READY=1\nSTATUS=serving")
+            log.info("ccd listening on %s (pid %d)", cfg.socket, os.getpid())
+            await self._stop.wait()
+        finally:
+            notify_systemd("STOPPING=1")
+            # 1. stop accepting requests and end open streams
+            server.should_exit = True
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(serving, SHUTDOWN_GRACE + 1)
+            # 2. stop driving workflows (jobs keep running)
+            await self.engine.close()
+            # 3. everything recorded reaches the database
+            await self.store.close()
+            await self.filewatch.close()
+            for executor in executors.values():
+                await executor.close()
+            for sig in HANDLED_SIGNALS:
+                loop.remove_signal_handler(sig)
+            sock.close()
+            if passed is None:  # a socket systemd passed us is systemd's to remove
+                with contextlib.suppress(FileNotFoundError):
+                    cfg.socket.unlink()
+
+
+async def _until_ready(server: ApiServer, serving: asyncio.Task[None]) -> None:
+    ready = asyncio.ensure_future(server.ready.wait())
+    try:
+        await asyncio.wait({ready, serving}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        ready.cancel()
+    if not server.ready.is_set():
+        serving.result()  # re-raises what stopped the server
+        raise RuntimeError("the API server stopped during start-up")

@@ -1,0 +1,564 @@
+"""The engine: one coroutine per job, each awaiting its parents.
+
+A `WorkflowRun` owns the tasks of one workflow; the `Engine` owns the runs and
+the slot pools (per workflow, per host, daemon-wide).  Every change is recorded
+as an `Event` through the store before or as it happens; the engine keeps just
+enough in memory to drive the jobs (states, outputs, done-events).
+
+User cancel is explicit: a waiting job's task is cancelled, a running job is
+killed through its executor.  Daemon shutdown cancels the tasks as well, but
+leaves every launched job running: the job protocol lets the next daemon
+adopt it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import secrets
+import signal
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import AsyncExitStack
+from dataclasses import dataclass, field
+from typing import Any
+
+import networkx as nx
+
+from ccd.commands import MissingOutput, resolve
+from ccd.config import DaemonConfig
+from ccd.errors import Conflict, NotFound
+from ccd.events import Event, EventKind
+from ccd.executors.base import Attempt, Executor, ExitStatus, LaunchError, LaunchRequest
+from ccd.logscan import LogScanner
+from ccd.markers import MarkerWarning, Output, Progress
+from ccd.spec.model import ExecutorKind, Job, Workflow
+from ccd.states import (
+    FINAL_JOB_STATES,
+    RETRYABLE_JOB_STATES,
+    JobState,
+    check_transition,
+    workflow_state,
+)
+from ccd.store import Store
+
+log = logging.getLogger(__name__)
+
+#: warnings recorded per attempt before the rest are counted only
+MAX_WARNINGS = 20
+
+
+def new_workflow_id() -> str:
+    return secrets.token_hex(4)
+
+
+def describe_exit(code: int) -> str:
+    if code > 128:
+        with contextlib.suppress(ValueError):
+            return f"exit code {code} ({signal.Signals(code - 128).name})"
+    return f"exit code {code}"
+
+
+@dataclass(slots=True)
+class Outcome:
+    state: JobState
+    reason: str | None = None
+    exit_code: int | None = None
+
+
+@dataclass(eq=False)
+class JobRun:
+    """The runtime state of one job of a running workflow."""
+
+    spec: Job
+    state: JobState = JobState.PENDING
+    attempt: int = 0
+    outputs: dict[str, str] = field(default_factory=dict)
+    #: executor handle of the current attempt (recovery adopts it)
+    handle: dict[str, Any] | None = None
+    #: wall-clock start of the current attempt (timeouts count from it)
+    started_at: float | None = None
+    #: the job whose failure or cancel made this one final, for children's reasons
+    root_cause: str | None = None
+    done: asyncio.Event = field(default_factory=asyncio.Event)
+    task: asyncio.Task[None] | None = None
+    running: bool = False
+    cancel_reason: str | None = None
+    kill_requested: asyncio.Event = field(default_factory=asyncio.Event)
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+
+class _Outputs(Mapping[str, Mapping[str, str]]):
+    """Jobs' outputs by job name, without copying them for every launch."""
+
+    def __init__(self, jobs: dict[str, JobRun]) -> None:
+        self._jobs = jobs
+
+    def __getitem__(self, name: str) -> Mapping[str, str]:
+        return self._jobs[name].outputs
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._jobs)
+
+    def __len__(self) -> int:
+        return len(self._jobs)
+
+
+class Slots:
+    """The daemon-wide and per-host pools of running-job slots."""
+
+    def __init__(self, config: DaemonConfig) -> None:
+        self._config = config
+        self._global = asyncio.Semaphore(config.max_jobs)
+        self._hosts: dict[str, asyncio.Semaphore] = {}
+
+    def host(self, name: str) -> asyncio.Semaphore:
+        sem = self._hosts.get(name)
+        if sem is None:
+            sem = self._hosts[name] = asyncio.Semaphore(self._config.host_slots(name))
+        return sem
+
+    @property
+    def daemon(self) -> asyncio.Semaphore:
+        return self._global
+
+
+class WorkflowRun:
+    def __init__(
+        self,
+        workflow_id: str,
+        spec: Workflow,
+        *,
+        store: Store,
+        executors: Mapping[ExecutorKind, Executor],
+        slots: Slots,
+        config: DaemonConfig,
+        jobs: dict[str, JobRun],
+    ) -> None:
+        self.id = workflow_id
+        self.spec = spec
+        self.jobs = jobs
+        self.cancelled = False
+        self._store = store
+        self._executors = executors
+        self._slots = slots
+        self._config = config
+        self._closing = False
+        self._limit = asyncio.Semaphore(spec.concurrency) if spec.concurrency else None
+        graph = nx.DiGraph()
+        graph.add_nodes_from(spec.jobs)
+        graph.add_edges_from((p, j.name) for j in spec.jobs.values() for p in j.needs)
+        self._graph = graph
+
+    # -- recording ------------------------------------------------------------------
+    def _emit(self, job: str | None, kind: EventKind, **data: Any) -> asyncio.Future[int]:
+        return self._store.emit(Event(self.id, job, kind, data))
+
+    def _set_state(self, jr: JobRun, new: JobState, **data: Any) -> None:
+        check_transition(jr.state, new)
+        jr.state = new
+        payload = {k: v for k, v in data.items() if v is not None}
+        payload.setdefault("attempt", jr.attempt)
+        self._emit(jr.name, EventKind.JOB_STATE, state=new.value, **payload)
+
+    # -- lifecycle ------------------------------------------------------------------
+    async def run(self) -> None:
+        """Run every non-final job; record the workflow's final state."""
+        for jr in self.jobs.values():
+            if jr.state in FINAL_JOB_STATES:
+                jr.done.set()
+            else:
+                jr.task = asyncio.create_task(self._job_main(jr), name=f"{self.id}/{jr.name}")
+        tasks = [jr.task for jr in self.jobs.values() if jr.task is not None]
+        try:
+            await asyncio.gather(*tasks)
+        except asyncio.CancelledError:
+            self._closing = True
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            raise
+        final = workflow_state([jr.state for jr in self.jobs.values()], self.cancelled)
+        await self._store.record(
+            Event(self.id, None, EventKind.WORKFLOW_STATE, {"state": final.value})
+        )
+
+    def cancel(self, job: str | None = None) -> None:
+        if job is None:
+            self.cancelled = True
+            targets = [jr for jr in self.jobs.values() if not jr.done.is_set()]
+            reason = "workflow cancelled"
+        else:
+            if job not in self.jobs:
+                raise NotFound(f"workflow {self.id} has no job '{job}'")
+            targets = [self.jobs[job]]
+            reason = "cancelled by user"
+        for jr in targets:
+            self._cancel_job(jr, reason)
+
+    def _cancel_job(self, jr: JobRun, reason: str) -> None:
+        if jr.done.is_set() or jr.cancel_reason is not None:
+            return
+        jr.cancel_reason = reason
+        jr.root_cause = jr.name
+        if jr.running:
+            jr.kill_requested.set()
+        elif jr.task is not None:
+            jr.task.cancel()
+
+    # -- one job --------------------------------------------------------------------
+    async def _job_main(self, jr: JobRun) -> None:
+        try:
+            outcome = await self._job_body(jr)
+        except asyncio.CancelledError:
+            if self._closing or jr.cancel_reason is None:
+                raise
+            task = asyncio.current_task()
+            if task is not None:
+                task.uncancel()
+            outcome = Outcome(JobState.CANCELLED, reason=jr.cancel_reason)
+        except Exception as exc:  # a bug: fail this job, keep the daemon and the workflow
+            log.exception("job %s/%s crashed", self.id, jr.name)
+            outcome = Outcome(JobState.FAILED, reason=f"internal error: {exc!r}")
+        if jr.state is not outcome.state:
+            self._set_state(jr, outcome.state, reason=outcome.reason, exit_code=outcome.exit_code)
+        jr.done.set()
+
+    async def _job_body(self, jr: JobRun) -> Outcome:
+        if jr.state is JobState.RUNNING and jr.handle is not None:
+            outcome = await self._adopt(jr)
+        else:
+            blocked = await self._wait_for_parents(jr)
+            if blocked is not None:
+                return blocked
+            outcome = await self._attempt(jr)
+        while outcome.state in (JobState.FAILED, JobState.TIMED_OUT):
+            if jr.attempt > jr.spec.retries:
+                break
+            retry = jr.attempt  # 1-based number of the retry about to happen
+            delay = jr.spec.retry_delay * jr.spec.retry_backoff ** (retry - 1)
+            self._set_state(
+                jr,
+                JobState.QUEUED,
+                reason=f"{outcome.reason}; retry {retry}/{jr.spec.retries} in {delay:g}s",
+                exit_code=outcome.exit_code,
+            )
+            await asyncio.sleep(delay)
+            outcome = await self._attempt(jr)
+        return outcome
+
+    async def _wait_for_parents(self, jr: JobRun) -> Outcome | None:
+        for parent in jr.spec.needs:
+            await self.jobs[parent].done.wait()
+        for parent in jr.spec.needs:
+            pr = self.jobs[parent]
+            if pr.state is JobState.SUCCEEDED:
+                continue
+            root = pr.root_cause or parent
+            jr.root_cause = root
+            if pr.state is JobState.CANCELLED:
+                return Outcome(JobState.CANCELLED, reason=f"ancestor '{root}' was cancelled")
+            what = "timed out" if self.jobs[root].state is JobState.TIMED_OUT else "failed"
+            return Outcome(JobState.SKIPPED, reason=f"ancestor '{root}' {what}")
+        return None
+
+    async def _attempt(self, jr: JobRun) -> Outcome:
+        if jr.state is not JobState.QUEUED:
+            self._set_state(jr, JobState.QUEUED)
+        async with AsyncExitStack() as stack:
+            if self._limit is not None:
+                await stack.enter_async_context(self._limit)
+            await stack.enter_async_context(self._slots.host(jr.spec.host))
+            await stack.enter_async_context(self._slots.daemon)
+            jr.attempt += 1
+            # From here a cancel must kill what may already be starting, not just
+            # cancel this task (which would leave the launched job behind).
+            jr.running = True
+            try:
+                request = self._request(jr)
+                attempt = await self._executors[jr.spec.executor].launch(request)
+            except (LaunchError, MissingOutput) as exc:
+                jr.running = False
+                return Outcome(JobState.FAILED, reason=str(exc))
+            jr.handle = attempt.handle
+            jr.started_at = time.time()
+            await self._store.record(
+                Event(
+                    self.id,
+                    jr.name,
+                    EventKind.JOB_LAUNCHED,
+                    {"attempt": jr.attempt, "handle": attempt.handle},
+                )
+            )
+            self._set_state(jr, JobState.RUNNING)
+            return await self._monitor(jr, attempt)
+        raise AssertionError("unreachable")  # pragma: no cover - AsyncExitStack swallows nothing
+
+    async def _adopt(self, jr: JobRun) -> Outcome:
+        assert jr.handle is not None
+        executor = self._executors[jr.spec.executor]
+        try:
+            attempt = await executor.adopt(jr.handle)
+        except LaunchError as exc:
+            return Outcome(JobState.FAILED, reason=f"lost: {exc}")
+        async with AsyncExitStack() as stack:
+            await stack.enter_async_context(self._slots.host(jr.spec.host))
+            await stack.enter_async_context(self._slots.daemon)
+            jr.running = True
+            return await self._monitor(jr, attempt)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _request(self, jr: JobRun) -> LaunchRequest:
+        spec = jr.spec
+        base_env = {
+            "CCD_WORKFLOW": self.spec.name,
+            "CCD_WORKFLOW_ID": self.id,
+            "CCD_JOB": spec.name,
+            "CCD_ATTEMPT": str(jr.attempt),
+            "PYTHONUNBUFFERED": "1",
+        }
+        host = self._config.hosts.get(spec.host)
+        resolved = resolve(
+            spec,
+            outputs=_Outputs(self.jobs),
+            is_ancestor=lambda other: nx.has_path(self._graph, other, spec.name),
+            base_env=base_env,
+            python=host.python if host is not None else "python3",
+        )
+        return LaunchRequest(self.id, spec, jr.attempt, resolved.command, resolved.env)
+
+    async def _monitor(self, jr: JobRun, attempt: Attempt) -> Outcome:
+        """Follow a launched attempt to its end, enforcing timeout and cancel."""
+        follower = asyncio.create_task(self._follow_log(jr, attempt))
+        exited = asyncio.ensure_future(attempt.wait())
+        killed = asyncio.ensure_future(jr.kill_requested.wait())
+        try:
+            timeout = self._remaining(jr)
+            done, _ = await asyncio.wait(
+                {exited, killed}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+            )
+            if exited in done:
+                outcome = self._outcome(exited.result())
+            elif killed in done:
+                await attempt.kill(self._config.kill_grace)
+                outcome = Outcome(JobState.CANCELLED, reason=jr.cancel_reason)
+            else:
+                await attempt.kill(self._config.kill_grace)
+                outcome = Outcome(
+                    JobState.TIMED_OUT, reason=f"timed out after {jr.spec.timeout:g}s"
+                )
+            await follower
+            return outcome
+        finally:
+            jr.running = False
+            for task in (follower, exited, killed):
+                task.cancel()
+
+    @staticmethod
+    def _remaining(jr: JobRun) -> float | None:
+        if jr.spec.timeout is None:
+            return None
+        started = jr.started_at if jr.started_at is not None else time.time()
+        return max(0.0, jr.spec.timeout - (time.time() - started))
+
+    @staticmethod
+    def _outcome(status: ExitStatus) -> Outcome:
+        if status.exit_code == 0:
+            return Outcome(JobState.SUCCEEDED, exit_code=0)
+        if status.exit_code is None:
+            return Outcome(JobState.FAILED, reason=status.reason or "lost")
+        return Outcome(
+            JobState.FAILED, reason=describe_exit(status.exit_code), exit_code=status.exit_code
+        )
+
+    async def _follow_log(self, jr: JobRun, attempt: Attempt) -> None:
+        scanner = LogScanner(jr.spec.progress_regex)
+        warnings = 0
+        async for chunk in attempt.log_chunks():
+            warnings = self._apply(jr, scanner.feed(chunk), warnings)
+        self._apply(jr, scanner.close(), warnings)
+
+    def _apply(self, jr: JobRun, markers: list[Any], warnings: int) -> int:
+        last_progress: Progress | None = None
+        for marker in markers:
+            if isinstance(marker, Progress):
+                last_progress = marker
+            elif isinstance(marker, Output):
+                jr.outputs[marker.key] = marker.value
+                self._emit(jr.name, EventKind.JOB_OUTPUT, key=marker.key, value=marker.value)
+            elif isinstance(marker, MarkerWarning):
+                warnings += 1
+                if warnings <= MAX_WARNINGS:
+                    self._emit(jr.name, EventKind.JOB_WARNING, message=marker.message)
+                elif warnings == MAX_WARNINGS + 1:
+                    self._emit(
+                        jr.name,
+                        EventKind.JOB_WARNING,
+                        message="more marker warnings in this attempt are not recorded",
+                    )
+        # Many progress lines in one read collapse to the newest: that is all a viewer sees.
+        if last_progress is not None and (
+            last_progress.value is not None or last_progress.message is not None
+        ):
+            self._emit(
+                jr.name,
+                EventKind.JOB_PROGRESS,
+                progress=last_progress.value,
+                message=last_progress.message,
+            )
+        return warnings
+
+
+class Engine:
+    def __init__(
+        self, store: Store, config: DaemonConfig, executors: Mapping[ExecutorKind, Executor]
+    ) -> None:
+        self._store = store
+        self._config = config
+        self._executors = executors
+        self._slots = Slots(config)
+        self._runs: dict[str, WorkflowRun] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def is_running(self, workflow_id: str) -> bool:
+        return workflow_id in self._runs
+
+    def supports(self, kind: ExecutorKind) -> bool:
+        return kind in self._executors
+
+    async def submit(self, spec: Workflow) -> str:
+        unsupported = sorted(
+            {j.executor.value for j in spec.jobs.values()} - {k.value for k in self._executors}
+        )
+        if unsupported:
+            raise Conflict(
+                f"this daemon cannot run {', '.join(unsupported)} jobs yet; "
+                "use executor: local (host: localhost)"
+            )
+        workflow_id = new_workflow_id()
+        await self._store.record(
+            Event(
+                workflow_id,
+                None,
+                EventKind.WORKFLOW_SUBMITTED,
+                {"name": spec.name, "spec": spec.model_dump(mode="json"), "source": spec.source},
+            )
+        )
+        jobs = {name: JobRun(job) for name, job in spec.jobs.items()}
+        self._start(workflow_id, spec, jobs)
+        return workflow_id
+
+    def _start(self, workflow_id: str, spec: Workflow, jobs: dict[str, JobRun]) -> None:
+        run = WorkflowRun(
+            workflow_id,
+            spec,
+            store=self._store,
+            executors=self._executors,
+            slots=self._slots,
+            config=self._config,
+            jobs=jobs,
+        )
+        self._runs[workflow_id] = run
+        task = asyncio.create_task(self._drive(run), name=f"workflow {workflow_id}")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _drive(self, run: WorkflowRun) -> None:
+        try:
+            await run.run()
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("workflow %s crashed", run.id)
+            await self._store.record(
+                Event(
+                    run.id,
+                    None,
+                    EventKind.WORKFLOW_STATE,
+                    {"state": "failed", "reason": "internal error; see the daemon log"},
+                )
+            )
+        finally:
+            self._runs.pop(run.id, None)
+
+    def cancel(self, workflow_id: str, job: str | None = None) -> None:
+        run = self._runs.get(workflow_id)
+        if run is None:
+            raise Conflict(f"workflow {workflow_id} is not running; nothing to cancel")
+        run.cancel(job)
+
+    async def retry(self, workflow_id: str) -> list[str]:
+        """Run the failed, timed-out, cancelled and skipped jobs of a finished workflow again."""
+        if workflow_id in self._runs:
+            raise Conflict(f"workflow {workflow_id} is still running; wait for it or cancel it")
+        spec, rows = await self._load(workflow_id)
+        again = [r["name"] for r in rows if JobState(r["state"]) in RETRYABLE_JOB_STATES]
+        if not again:
+            raise Conflict(f"workflow {workflow_id} has no failed, cancelled or skipped jobs")
+        jobs = self._job_runs(spec, rows)
+        for name in again:
+            jr = jobs[name]
+            check_transition(jr.state, JobState.PENDING)
+            jr.state = JobState.PENDING
+            jr.handle = None
+            self._store.emit(
+                Event(
+                    workflow_id,
+                    name,
+                    EventKind.JOB_STATE,
+                    {"state": JobState.PENDING.value, "reason": "retry"},
+                )
+            )
+        await self._store.record(
+            Event(workflow_id, None, EventKind.WORKFLOW_STATE, {"state": "running"})
+        )
+        self._start(workflow_id, spec, jobs)
+        return again
+
+    async def recover(self) -> int:
+        """Resume every workflow an earlier daemon left unfinished; returns how many."""
+        count = 0
+        for row in await self._store.unfinished_workflows():
+            spec, rows = await self._load(row["id"])
+            self._start(row["id"], spec, self._job_runs(spec, rows))
+            count += 1
+        return count
+
+    async def _load(self, workflow_id: str) -> tuple[Workflow, list[dict[str, Any]]]:
+        raw = await self._store.get_spec(workflow_id)
+        if raw is None:
+            raise NotFound(f"no workflow {workflow_id}")
+        return Workflow.model_validate(raw), await self._store.get_jobs(workflow_id)
+
+    @staticmethod
+    def _job_runs(spec: Workflow, rows: list[dict[str, Any]]) -> dict[str, JobRun]:
+        by_name = {r["name"]: r for r in rows}
+        jobs: dict[str, JobRun] = {}
+        for name, job in spec.jobs.items():
+            row = by_name[name]
+            jobs[name] = JobRun(
+                job,
+                state=JobState(row["state"]),
+                attempt=row["attempt"],
+                outputs=dict(row["outputs"]),
+                handle=row["handle"],
+                started_at=row["started"],
+            )
+        return jobs
+
+    async def close(self) -> None:
+        """Stop driving workflows; launched jobs keep running for the next daemon."""
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._runs.clear()
+
+    @property
+    def pid(self) -> int:
+        return os.getpid()

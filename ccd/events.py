@@ -1,0 +1,39 @@
+"""Events: the append-only record of everything that happens (pure data).
+
+Every state change is an `Event`.  The store appends it to the ``events`` table
+and folds it into the ``workflows``/``jobs`` tables in the same transaction, so
+the current-state tables are always the fold of the event log.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+
+class EventKind(StrEnum):
+    #: data: {name, spec (Workflow as JSON), source}; creates the workflow and its jobs (pending)
+    WORKFLOW_SUBMITTED = "workflow.submitted"
+    #: data: {state, reason?}; the workflow's state changed
+    WORKFLOW_STATE = "workflow.state"
+    #: data: {state, attempt?, reason?, exit_code?}; a job's state changed
+    JOB_STATE = "job.state"
+    #: data: {attempt, handle}; the executor handle needed to find the attempt again
+    JOB_LAUNCHED = "job.launched"
+    #: data: {progress (0..100 or null), message?}
+    JOB_PROGRESS = "job.progress"
+    #: data: {key, value}; a small value children can use
+    JOB_OUTPUT = "job.output"
+    #: data: {message}; something the user should see, never fatal
+    JOB_WARNING = "job.warning"
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    workflow_id: str
+    job: str | None
+    kind: EventKind
+    data: dict[str, Any] = field(default_factory=dict)
+    time: float = field(default_factory=time.time)

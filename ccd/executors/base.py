@@ -1,0 +1,70 @@
+"""The executor protocol: the only thing the engine knows about running a job.
+
+An executor turns a `LaunchRequest` into an `Attempt`.  The attempt's `handle`
+is plain JSON that the engine persists before it waits, so that a restarted
+daemon can `adopt` the same attempt again.  Executors map their own failures to
+`LaunchError`; the engine never sees an OSError, SSH or Slurm exception.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from ccd.spec.model import Job
+
+
+@dataclass(frozen=True, slots=True)
+class LaunchRequest:
+    workflow_id: str
+    job: Job
+    attempt: int
+    #: the shell text the job runs (``run:`` after substitution, or the script's command line)
+    command: str
+    #: variables added to the job's environment (CCD_*, ``env:``, parents' outputs)
+    env: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class ExitStatus:
+    #: the job's exit code; None when it was killed before the wrapper could write one
+    exit_code: int | None
+    #: when the attempt ended (epoch seconds)
+    ended: float
+    #: a ccd reason when the exit code alone does not tell (e.g. ``lost``)
+    reason: str | None = None
+
+
+class LaunchError(Exception):
+    """The attempt could not be started; the message says why (shown to the user)."""
+
+
+class Attempt(Protocol):
+    #: JSON-able data that finds this attempt again after a daemon restart
+    handle: dict[str, Any]
+    #: the local file that holds (a mirror of) the attempt's log
+    log_path: Path
+
+    async def wait(self) -> ExitStatus:
+        """Return once the attempt has ended."""
+        ...
+
+    def log_chunks(self) -> AsyncIterator[bytes]:
+        """Yield the log's bytes as they appear; end after the attempt ended and all was read."""
+        ...
+
+    async def kill(self, grace: float) -> None:
+        """TERM the attempt's whole process group, KILL it after ``grace`` seconds."""
+        ...
+
+
+class Executor(Protocol):
+    async def launch(self, request: LaunchRequest) -> Attempt: ...
+
+    async def adopt(self, handle: dict[str, Any]) -> Attempt:
+        """Re-attach to an attempt launched by an earlier daemon."""
+        ...
+
+    async def close(self) -> None: ...

@@ -1,0 +1,81 @@
+"""Turn a job's log bytes into markers (pure).
+
+Most log lines are not markers, so complete lines are first searched for the
+two marker prefixes with one C-level regex scan per chunk; only the hits are
+decoded and parsed.  A per-job ``progress_regex`` needs every line, and then
+only costs what it must.  Partial lines wait for their newline, but a line
+longer than `MAX_LINE` is dropped rather than buffered without bound.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+
+from ccd.markers import Marker, MarkerWarning, Progress, compile_progress_regex, parse_line
+
+MAX_LINE = 1024 * 1024
+_MARKER_LINE = re.compile(rb"^[ \t]*(?:::ccd[ \t]|# cloudmesh[ \t]).*$", re.MULTILINE)
+
+
+class LogScanner:
+    def __init__(self, progress_regex: str | None = None) -> None:
+        self._pending = b""
+        self._overlong = False  # inside a line longer than MAX_LINE: skip to its end
+        self._progress: Callable[[str], float | None] | None = (
+            compile_progress_regex(progress_regex) if progress_regex else None
+        )
+
+    def feed(self, chunk: bytes) -> list[Marker]:
+        cut = chunk.rfind(b"\n")
+        if cut < 0:
+            self._hold(chunk)
+            return []
+        head, tail = chunk[: cut + 1], chunk[cut + 1 :]
+        if self._overlong:
+            # the rest of an overlong line ends at the first newline of this chunk
+            head = head[head.find(b"\n") + 1 :]
+            self._overlong = False
+            self._pending = b""
+        markers = self._scan(self._pending + head)
+        self._pending = b""
+        self._hold(tail)
+        return markers
+
+    def close(self) -> list[Marker]:
+        """Markers in a last line that has no newline."""
+        if self._overlong or not self._pending:
+            return []
+        rest, self._pending = self._pending + b"\n", b""
+        return self._scan(rest)
+
+    def _hold(self, data: bytes) -> None:
+        if self._overlong:
+            return
+        self._pending += data
+        if len(self._pending) > MAX_LINE:
+            self._pending = b""
+            self._overlong = True
+
+    def _scan(self, lines: bytes) -> list[Marker]:
+        found: list[Marker] = []
+        for match in _MARKER_LINE.finditer(lines):
+            marker = parse_line(match.group().decode("utf-8", "replace"))
+            if marker is not None:
+                found.append(marker)
+        if self._progress is not None:
+            found.extend(self._regex_progress(lines))
+        return found
+
+    def _regex_progress(self, lines: bytes) -> list[Marker]:
+        assert self._progress is not None
+        last: float | None = None
+        for line in lines.decode("utf-8", "replace").splitlines():
+            value = self._progress(line)
+            if value is not None:
+                last = value
+        if last is None:
+            return []
+        if not 0 <= last <= 100:
+            return [MarkerWarning(f"progress_regex matched {last}, which is not within 0..100")]
+        return [Progress(value=last)]

@@ -1,0 +1,37 @@
+"""Where ccd keeps its files (XDG), stdlib + platformdirs only so the client stays fast."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from platformdirs import user_config_path, user_state_path
+
+APP = "ccd"
+#: sun_path is 108 bytes on Linux, including the terminating NUL
+MAX_SOCKET_PATH = 107
+
+
+def runtime_dir() -> Path:
+    """``$XDG_RUNTIME_DIR/ccd``, or ``/tmp/ccd-$UID`` when there is no runtime dir."""
+    base = os.environ.get("XDG_RUNTIME_DIR")
+    if base:
+        return Path(base) / APP
+    return Path(f"/tmp/ccd-{os.getuid()}")
+
+
+def socket_path() -> Path:
+    """The daemon's API socket: ``$CCD_SOCKET`` or ``<runtime dir>/ccd.sock``."""
+    override = os.environ.get("CCD_SOCKET")
+    return Path(override) if override else runtime_dir() / "ccd.sock"
+
+
+def state_dir() -> Path:
+    """Database, daemon log and job run directories: ``$XDG_STATE_HOME/ccd``."""
+    return user_state_path(APP)
+
+
+def config_path() -> Path:
+    """The daemon config: ``$CCD_CONFIG`` or ``$XDG_CONFIG_HOME/ccd/config.yaml``."""
+    override = os.environ.get("CCD_CONFIG")
+    return Path(override) if override else user_config_path(APP) / "config.yaml"

@@ -1,0 +1,3 @@
+"""Workflow specifications: loading, validation and the typed model (pure, no daemon)."""
+
+from __future__ import annotations

@@ -1,0 +1,63 @@
+"""The typed, validated workflow model that the engine runs.
+
+These models are what a workflow file becomes once `ccd.spec.validate` has
+accepted it: names checked, durations in seconds, paths absolute, the DAG
+acyclic. They round-trip through JSON (`model_dump(mode="json")`) so the daemon
+stores the exact spec it ran.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+#: A job name: becomes a path component and an environment-variable suffix.
+JOB_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
+
+
+class ExecutorKind(StrEnum):
+    LOCAL = "local"
+    SSH = "ssh"
+    SLURM = "slurm"
+
+
+class Job(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str
+    #: shell command line, run with ``sh -c`` semantics (exactly one of run/script)
+    run: str | None = None
+    #: absolute path of a script file, run by its extension (.sh, .py, .ipynb)
+    script: str | None = None
+    #: extra arguments for ``script``
+    args: list[str] = Field(default_factory=list)
+    needs: list[str] = Field(default_factory=list)
+    host: str = "localhost"
+    executor: ExecutorKind = ExecutorKind.LOCAL
+    retries: int = 0
+    #: seconds before the first retry; later retries multiply by ``retry_backoff``
+    retry_delay: float = 1.0
+    retry_backoff: float = 2.0
+    #: seconds; None means no limit
+    timeout: float | None = None
+    env: dict[str, str] = Field(default_factory=dict)
+    #: absolute working directory; defaults to the workflow file's directory
+    workdir: str
+    #: regex whose named group ``progress`` (or first group) is a percentage
+    progress_regex: str | None = None
+    #: batch-scheduler resources (used by the slurm executor)
+    resources: dict[str, Any] = Field(default_factory=dict)
+
+
+class Workflow(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str
+    #: jobs of this workflow running at once; None means only host/daemon limits apply
+    concurrency: int | None = None
+    #: jobs in file order
+    jobs: dict[str, Job]
+    #: the file it came from, or "<string>"
+    source: str = "<string>"

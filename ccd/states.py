@@ -1,0 +1,94 @@
+"""Job and workflow states and the transitions allowed between them (pure)."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class JobState(StrEnum):
+    #: waiting for its parents to finish
+    PENDING = "pending"
+    #: parents succeeded; waiting for a free slot or for the batch scheduler
+    QUEUED = "queued"
+    #: the job's process is running
+    RUNNING = "running"
+    #: exited with code 0
+    SUCCEEDED = "succeeded"
+    #: exited non-zero, could not be launched, or was lost
+    FAILED = "failed"
+    #: killed by ccd because it ran past its ``timeout``
+    TIMED_OUT = "timed_out"
+    #: cancelled by the user (or a cancelled ancestor)
+    CANCELLED = "cancelled"
+    #: never ran because an ancestor did not succeed
+    SKIPPED = "skipped"
+
+    @property
+    def is_final(self) -> bool:
+        return self in FINAL_JOB_STATES
+
+
+FINAL_JOB_STATES = frozenset(
+    {JobState.SUCCEEDED, JobState.FAILED, JobState.TIMED_OUT, JobState.CANCELLED, JobState.SKIPPED}
+)
+
+# Final states a `retry` of the workflow runs again.
+RETRYABLE_JOB_STATES = frozenset(
+    {JobState.FAILED, JobState.TIMED_OUT, JobState.CANCELLED, JobState.SKIPPED}
+)
+
+_P, _Q, _R = JobState.PENDING, JobState.QUEUED, JobState.RUNNING
+_S, _F, _T = JobState.SUCCEEDED, JobState.FAILED, JobState.TIMED_OUT
+_C, _K = JobState.CANCELLED, JobState.SKIPPED
+
+#: Every allowed transition.  A retry attempt goes RUNNING -> QUEUED; a workflow
+#: retry moves a retryable final state back to PENDING.
+JOB_TRANSITIONS: dict[JobState, frozenset[JobState]] = {
+    _P: frozenset({_Q, _C, _K, _F}),
+    _Q: frozenset({_R, _C, _F, _P}),
+    _R: frozenset({_S, _F, _T, _C, _Q}),
+    _S: frozenset(),
+    _F: frozenset({_P}),
+    _T: frozenset({_P}),
+    _C: frozenset({_P}),
+    _K: frozenset({_P}),
+}
+
+
+class WorkflowState(StrEnum):
+    #: at least one job is not final
+    RUNNING = "running"
+    #: every job succeeded
+    SUCCEEDED = "succeeded"
+    #: all jobs are final and at least one failed, timed out or was skipped
+    FAILED = "failed"
+    #: the user cancelled the workflow
+    CANCELLED = "cancelled"
+
+    @property
+    def is_final(self) -> bool:
+        return self is not WorkflowState.RUNNING
+
+
+class InvalidTransition(Exception):
+    """A bug: the engine tried a transition the table does not allow."""
+
+
+def check_transition(old: JobState, new: JobState) -> None:
+    if new not in JOB_TRANSITIONS[old]:
+        raise InvalidTransition(f"job state {old.value} -> {new.value} is not allowed")
+
+
+def workflow_state(job_states: list[JobState], cancelled: bool) -> WorkflowState:
+    """The workflow's state as a function of its jobs' states."""
+    if any(not s.is_final for s in job_states):
+        return WorkflowState.RUNNING
+    if cancelled:
+        return WorkflowState.CANCELLED
+    if all(s is JobState.SUCCEEDED for s in job_states):
+        return WorkflowState.SUCCEEDED
+    if any(s is JobState.CANCELLED for s in job_states) and not any(
+        s in (JobState.FAILED, JobState.TIMED_OUT) for s in job_states
+    ):
+        return WorkflowState.CANCELLED
+    return WorkflowState.FAILED

@@ -1,0 +1,384 @@
+"""The `Store`: one writer task that batches events into transactions, plus reads."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+
+from ccd.events import Event
+from ccd.store import reads, schema
+from ccd.store.fold import BadEvent, Fold, JobRow, WorkflowRow, dumps
+
+log = logging.getLogger(__name__)
+
+#: Most events in one transaction: bounds the memory a batch holds and how long
+#: the event loop spends folding before it yields.
+BATCH_CAP = 5000
+
+_Item = tuple[Event, "asyncio.Future[int]"]
+_Result = int | BaseException
+
+# CROSS JOIN makes json_each the outer loop, so each key is one primary-key lookup.
+_LOAD_WORKFLOWS = """
+    SELECT w.id, w.name, w.state, w.source, w.created, w.updated, w.ended
+      FROM json_each(?) AS k CROSS JOIN workflows AS w ON w.id = k.value
+"""
+_JOB_COLUMNS = (
+    "workflow_id, name, position, state, attempt, progress, message, exit_code, reason,"
+    " host, executor, needs, handle, outputs, started, ended, updated"
+)
+_LOAD_JOBS = f"""
+    SELECT {", ".join("j." + c.strip() for c in _JOB_COLUMNS.split(","))}
+      FROM json_each(?) AS k CROSS JOIN jobs AS j
+        ON j.workflow_id = json_extract(k.value, '$[0]') AND j.name = json_extract(k.value, '$[1]')
+"""
+_INSERT_WORKFLOW = (
+    "INSERT INTO workflows (id, name, state, spec, source, created, updated, ended)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+)
+_INSERT_JOB = f"INSERT INTO jobs ({_JOB_COLUMNS}) VALUES ({', '.join('?' * 17)})"
+_INSERT_EVENT = (
+    "INSERT INTO events (seq, workflow_id, job, time, kind, data) VALUES (?, ?, ?, ?, ?, ?)"
+)
+_UPDATE_WORKFLOW = "UPDATE workflows SET state = ?, updated = ?, ended = ? WHERE id = ?"
+_UPDATE_JOB = """
+    UPDATE jobs SET state = ?, attempt = ?, progress = ?, message = ?, exit_code = ?,
+                    reason = ?, handle = ?, outputs = ?, started = ?, ended = ?, updated = ?
+     WHERE workflow_id = ? AND name = ?
+"""
+# max() of both: sqlite_sequence remembers seqs of deleted events, max(seq)
+# covers a database whose sqlite_sequence row was lost (e.g. a .dump/.read).
+_LAST_SEQ = """
+    SELECT max(coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'events'), 0),
+               coalesce((SELECT max(seq) FROM events), 0))
+"""
+
+
+class Store:
+    """The event log and the current state folded from it.
+
+    Writes go through `emit`/`record` only; one writer task owns the write
+    connection and commits whatever is queued as one transaction.  Reads use a
+    second connection, so in WAL mode they never wait for the writer.
+    """
+
+    def __init__(
+        self,
+        write_db: aiosqlite.Connection,
+        read_db: aiosqlite.Connection,
+        last_seq: int,
+        batch_cap: int,
+    ) -> None:
+        self._write_db = write_db
+        self._read_db = read_db
+        self._last_seq = last_seq
+        self._batch_cap = batch_cap
+        self._loop = asyncio.get_running_loop()
+        self._queue: asyncio.Queue[_Item | None] = asyncio.Queue()
+        # Set and replaced after every batch: waiters wake without polling.
+        self._changed = asyncio.Event()
+        # emitted/processed count events, so `flush` needs no caller's future.
+        self._emitted = 0
+        self._processed = 0
+        self._closing = False
+        self._closed = asyncio.Event()
+        self._writer = asyncio.create_task(self._write_loop(), name="ccd store writer")
+        self._writer.add_done_callback(self._writer_stopped)
+
+    @classmethod
+    async def open(
+        cls,
+        path: str | os.PathLike[str],
+        *,
+        synchronous: str = schema.SYNCHRONOUS,
+        batch_cap: int = BATCH_CAP,
+    ) -> Store:
+        """Open (creating it and its directory if needed) and migrate the database."""
+        if synchronous not in schema.SYNCHRONOUS_MODES:
+            raise ValueError(f"synchronous must be one of {sorted(schema.SYNCHRONOUS_MODES)}")
+        file = Path(path)
+        file.parent.mkdir(parents=True, exist_ok=True)
+        _create_private(file)
+        async with contextlib.AsyncExitStack() as cleanup:
+            write_db = await aiosqlite.connect(file, isolation_level=None)
+            cleanup.push_async_callback(write_db.close)
+            await schema.configure(write_db, synchronous=synchronous, writer=True)
+            await schema.migrate(write_db)
+            last_seq = await _scalar(write_db, _LAST_SEQ)
+            read_db = await aiosqlite.connect(file, isolation_level=None)
+            cleanup.push_async_callback(read_db.close)
+            await schema.configure(read_db, synchronous=synchronous, writer=False)
+            store = cls(write_db, read_db, last_seq, batch_cap)
+            cleanup.pop_all()
+        return store
+
+    async def close(self) -> None:
+        """Commit everything emitted so far, stop the writer, close the connections."""
+        if self._closing:
+            await self._closed.wait()
+            return
+        self._closing = True
+        self._queue.put_nowait(None)  # the writer stops when it reaches this
+        try:
+            # wait() rather than await: a writer that crashed was logged already
+            # and must not make close() fail before the connections are closed.
+            await asyncio.wait({self._writer})
+        finally:
+            # Only if close() itself was cancelled: do not leave the writer behind.
+            if not self._writer.done():
+                self._writer.cancel()
+            await asyncio.gather(self._writer, return_exceptions=True)
+            self._fail_queued(RuntimeError("the store was closed before the event was written"))
+            await self._write_db.close()
+            await self._read_db.close()
+            self._closed.set()
+            self._notify()
+
+    # -- writing ------------------------------------------------------------------------
+    def emit(self, event: Event) -> asyncio.Future[int]:
+        """Queue `event`; the future resolves to its seq once its transaction committed."""
+        if self._closing or self._writer.done():
+            raise RuntimeError(
+                f"the event store is closed; cannot record {event.kind} for {event.workflow_id}"
+            )
+        future: asyncio.Future[int] = self._loop.create_future()
+        self._queue.put_nowait((event, future))
+        self._emitted += 1
+        return future
+
+    async def record(self, event: Event) -> int:
+        """Emit `event` and wait until it is durable; returns its seq."""
+        # shield: a cancelled caller must not cancel the future other code may await.
+        return await asyncio.shield(self.emit(event))
+
+    async def flush(self) -> None:
+        """Wait until every event emitted so far was committed (or failed)."""
+        target = self._emitted
+        while self._processed < target and not self._writer.done():
+            await self._changed.wait()
+
+    @property
+    def last_seq(self) -> int:
+        """The highest committed seq."""
+        return self._last_seq
+
+    # The timeout is part of the contract: callers (event streams) wake on either.
+    async def wait_for_seq(self, after: int, timeout: float | None = None) -> int:  # noqa: ASYNC109
+        """Return `last_seq` as soon as it is above `after`, or when `timeout` passes."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout):
+                while self._last_seq <= after and not self._closed.is_set():
+                    await self._changed.wait()
+        return self._last_seq
+
+    def _notify(self) -> None:
+        self._changed.set()
+        self._changed = asyncio.Event()
+
+    async def _write_loop(self) -> None:
+        while True:
+            batch, stop = await self._next_batch()
+            if batch:
+                await self._write_batch(batch)
+            if stop:
+                return
+
+    async def _next_batch(self) -> tuple[list[_Item], bool]:
+        """Wait for one event, then take everything else already queued (up to the cap)."""
+        item = await self._queue.get()
+        batch: list[_Item] = []
+        while item is not None:
+            batch.append(item)
+            if len(batch) >= self._batch_cap or self._queue.empty():
+                return batch, False
+            item = self._queue.get_nowait()
+        return batch, True
+
+    async def _write_batch(self, batch: list[_Item]) -> None:
+        results: list[_Result] = []
+        try:
+            await self._write_db.execute("BEGIN IMMEDIATE")
+            fold = await self._load(batch)
+            rows, results = self._fold(fold, batch)
+            await self._persist(fold, rows)
+            await self._write_db.execute("COMMIT")
+            self._last_seq += len(rows)
+        except asyncio.CancelledError:
+            # Only close() cancels the writer; closing the connection rolls back.
+            self._resolve(batch, results, RuntimeError("the store was closed mid-commit"))
+            raise
+        except Exception as exc:
+            # A bug or a full disk: fail this batch, keep the writer alive for the next.
+            log.exception("could not commit a batch of %d events", len(batch))
+            await self._rollback()
+            self._resolve(batch, results, exc)
+        else:
+            self._resolve(batch, results, None)
+        finally:
+            self._processed += len(batch)
+            self._notify()
+
+    async def _load(self, batch: list[_Item]) -> Fold:
+        """The current rows of every workflow and job the batch names."""
+        wids = list({event.workflow_id for event, _ in batch})
+        keys = list({(e.workflow_id, e.job) for e, _ in batch if e.job is not None})
+        db = self._write_db
+        workflows = {
+            row[0]: WorkflowRow(*row)
+            for row in await db.execute_fetchall(_LOAD_WORKFLOWS, (dumps(wids),))
+        }
+        jobs: dict[tuple[str, str], JobRow] = {}
+        if keys:
+            for row in await db.execute_fetchall(_LOAD_JOBS, (dumps(keys),)):
+                jobs[(row[0], row[1])] = JobRow(*row)
+        return Fold(workflows, jobs)
+
+    def _fold(self, fold: Fold, batch: list[_Item]) -> tuple[list[tuple[Any, ...]], list[_Result]]:
+        """Apply the batch in order; returns the event rows to insert and each event's outcome."""
+        rows: list[tuple[Any, ...]] = []
+        results: list[_Result] = []
+        seq = self._last_seq
+        for event, _ in batch:
+            try:
+                data = dumps(event.data)
+                kind = fold.apply(event)
+            except Exception as exc:
+                results.append(_rejected(event, exc))
+                continue
+            seq += 1
+            rows.append((seq, event.workflow_id, event.job, float(event.time), kind, data))
+            results.append(seq)
+        return rows, results
+
+    async def _persist(self, fold: Fold, events: list[tuple[Any, ...]]) -> None:
+        db = self._write_db
+        workflows = list(fold.workflows.values())
+        jobs = list(fold.jobs.values())
+        # Parents first: foreign keys are checked per statement.
+        if new_workflows := [_workflow_insert(w) for w in workflows if w.new]:
+            await db.executemany(_INSERT_WORKFLOW, new_workflows)
+        if new_jobs := [_job_insert(j) for j in jobs if j.new]:
+            await db.executemany(_INSERT_JOB, new_jobs)
+        if events:
+            await db.executemany(_INSERT_EVENT, events)
+        if changed_jobs := [_job_update(j) for j in jobs if j.dirty and not j.new]:
+            await db.executemany(_UPDATE_JOB, changed_jobs)
+        if changed := [
+            (w.state, w.updated, w.ended, w.id) for w in workflows if w.dirty and not w.new
+        ]:
+            await db.executemany(_UPDATE_WORKFLOW, changed)
+
+    async def _rollback(self) -> None:
+        try:
+            if self._write_db.in_transaction:
+                await self._write_db.execute("ROLLBACK")
+        except Exception:
+            log.exception("rollback failed")
+
+    def _resolve(self, batch: list[_Item], results: list[_Result], error: Exception | None) -> None:
+        """Settle every future of the batch; `error` replaces the seqs of a failed commit."""
+        for index, (_, future) in enumerate(batch):
+            if future.done():  # the caller cancelled it; the event is recorded anyway
+                continue
+            # results is short when the batch failed before (or while) folding.
+            outcome = results[index] if index < len(results) else None
+            if isinstance(outcome, BaseException):  # rejected: keeps its own error
+                future.set_exception(outcome)
+            elif error is not None or outcome is None:
+                future.set_exception(error or RuntimeError("the store lost this event"))
+            else:
+                future.set_result(outcome)
+
+    def _fail_queued(self, error: Exception) -> None:
+        while not self._queue.empty():
+            item = self._queue.get_nowait()
+            if item is not None and not item[1].done():
+                item[1].set_exception(error)
+
+    def _writer_stopped(self, task: asyncio.Task[None]) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            log.error("the store's writer crashed", exc_info=task.exception())
+        # Nothing will take events from the queue any more: do not leave callers hanging.
+        self._fail_queued(RuntimeError("the event store's writer stopped"))
+        self._notify()
+
+    # -- reading ------------------------------------------------------------------------
+    async def list_workflows(self, limit: int = 100) -> list[dict[str, Any]]:
+        """Newest first: id, name, state, source, created, updated, ended, counts {state: n}."""
+        return await reads.list_workflows(self._read_db, limit)
+
+    async def find_workflow(self, ref: str) -> dict[str, Any] | None:
+        """The workflow with id `ref`, else the newest one named `ref`."""
+        return await reads.find_workflow(self._read_db, ref)
+
+    async def get_jobs(self, workflow_id: str) -> list[dict[str, Any]]:
+        """The workflow's jobs in file order, JSON columns decoded."""
+        return await reads.get_jobs(self._read_db, workflow_id)
+
+    async def get_job(self, workflow_id: str, name: str) -> dict[str, Any] | None:
+        return await reads.get_job(self._read_db, workflow_id, name)
+
+    async def events_since(
+        self, workflow_id: str | None, after_seq: int, limit: int = 1000
+    ) -> list[dict[str, Any]]:
+        """Events with seq > `after_seq` (of one workflow, or all), oldest first."""
+        return await reads.events_since(self._read_db, workflow_id, after_seq, limit)
+
+    async def unfinished_workflows(self) -> list[dict[str, Any]]:
+        """Workflows still running (e.g. when the daemon stopped), spec decoded."""
+        return await reads.unfinished_workflows(self._read_db)
+
+    async def get_spec(self, workflow_id: str) -> dict[str, Any] | None:
+        return await reads.get_spec(self._read_db, workflow_id)
+
+
+def _create_private(file: Path) -> None:
+    """Create the database file readable by its owner only, unless it exists.
+
+    Specs hold commands and environment variables; SQLite gives the -wal and
+    -shm files the permissions of the database file.
+    """
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+
+
+async def _scalar(db: aiosqlite.Connection, sql: str) -> int:
+    async with db.execute(sql) as cursor:
+        row = await cursor.fetchone()
+    return int(row[0]) if row is not None and row[0] is not None else 0
+
+
+def _rejected(event: Event, error: Exception) -> BadEvent:
+    where = event.workflow_id if event.job is None else f"{event.workflow_id}/{event.job}"
+    if isinstance(error, BadEvent):
+        rejected = error
+    else:
+        rejected = BadEvent(f"{event.kind} for {where} rejected: {error!r}")
+        rejected.__cause__ = error
+    log.error("event not recorded: %s", rejected)
+    return rejected
+
+
+def _workflow_insert(w: WorkflowRow) -> tuple[Any, ...]:
+    return (w.id, w.name, w.state, w.spec, w.source, w.created, w.updated, w.ended)
+
+
+def _job_insert(j: JobRow) -> tuple[Any, ...]:
+    return (
+        j.workflow_id, j.name, j.position, j.state, j.attempt, j.progress, j.message,
+        j.exit_code, j.reason, j.host, j.executor, j.needs, j.handle, j.outputs,
+        j.started, j.ended, j.updated,
+    )  # fmt: skip
+
+
+def _job_update(j: JobRow) -> tuple[Any, ...]:
+    return (
+        j.state, j.attempt, j.progress, j.message, j.exit_code, j.reason, j.handle,
+        j.outputs, j.started, j.ended, j.updated, j.workflow_id, j.name,
+    )  # fmt: skip

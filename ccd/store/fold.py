@@ -1,0 +1,248 @@
+"""Folding events into the current-state rows (pure: no I/O).
+
+The writer loads the rows a batch of events touches, applies the events to them
+here in order, and writes back the rows that changed, all in the transaction
+that appends the events.  Doing the fold in Python rather than one UPDATE per
+event keeps a batch to a handful of round trips to the database thread.
+
+`Fold.apply` either applies an event completely or raises `BadEvent` (or the
+error of a malformed value) without changing anything, so one bad event is
+rejected on its own instead of failing the whole batch.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from ccd.events import Event, EventKind
+from ccd.states import FINAL_JOB_STATES, JobState, WorkflowState
+
+#: Compact and strict: NaN/Infinity are not JSON, and other readers would choke on them.
+dumps: Callable[[Any], str] = json.JSONEncoder(
+    separators=(",", ":"), ensure_ascii=False, allow_nan=False
+).encode
+
+_JOB_STATES = frozenset(s.value for s in JobState)
+_FINAL_JOB_STATES = frozenset(s.value for s in FINAL_JOB_STATES)
+_WORKFLOW_STATES = frozenset(s.value for s in WorkflowState)
+_FINAL_WORKFLOW_STATES = frozenset(s.value for s in WorkflowState if s.is_final)
+#: states in which a job has no exit code (yet)
+_NO_EXIT_CODE = frozenset({JobState.PENDING.value, JobState.QUEUED.value})
+
+
+class BadEvent(ValueError):
+    """An event that cannot be folded (unknown workflow or job, bad data); it is not recorded."""
+
+
+@dataclass(slots=True)
+class WorkflowRow:
+    id: str
+    name: str
+    state: str
+    source: str
+    created: float
+    updated: float
+    ended: float | None
+    #: the spec as JSON; only set for a row created in this batch (loaded rows
+    #: leave it empty because it can be large and an update never writes it)
+    spec: str = ""
+    new: bool = False
+    dirty: bool = False
+
+
+@dataclass(slots=True)
+class JobRow:
+    # Field order is the column order of the jobs table.
+    workflow_id: str
+    name: str
+    position: int
+    state: str
+    attempt: int
+    progress: float | None
+    message: str | None
+    exit_code: int | None
+    reason: str | None
+    host: str
+    executor: str
+    needs: str
+    handle: str | None
+    outputs: str
+    started: float | None
+    ended: float | None
+    updated: float
+    new: bool = False
+    dirty: bool = False
+
+
+class Fold:
+    """The rows a batch touches, and the events applied to them so far."""
+
+    def __init__(
+        self, workflows: dict[str, WorkflowRow], jobs: dict[tuple[str, str], JobRow]
+    ) -> None:
+        self.workflows = workflows
+        self.jobs = jobs
+        handlers: dict[EventKind, Callable[[Event], None]] = {
+            EventKind.WORKFLOW_SUBMITTED: self._submitted,
+            EventKind.WORKFLOW_STATE: self._workflow_state,
+            EventKind.JOB_STATE: self._job_state,
+            EventKind.JOB_LAUNCHED: self._launched,
+            EventKind.JOB_PROGRESS: self._progress,
+            EventKind.JOB_OUTPUT: self._output,
+            EventKind.JOB_WARNING: self._warning,
+        }
+        # Keyed by the plain string (a str-Enum member hashes and compares equal
+        # to it), so either finds the handler and the value to store, without the
+        # cost of EventKind(...) per event.
+        self._handlers = {kind.value: (handler, kind.value) for kind, handler in handlers.items()}
+
+    def apply(self, event: Event) -> str:
+        """Fold `event` into the rows; returns its kind as the string to store."""
+        entry = self._handlers.get(event.kind)
+        if entry is None:
+            raise BadEvent(f"unknown event kind {event.kind!r}")
+        handler, kind = entry
+        handler(event)
+        return kind
+
+    # -- lookups ----------------------------------------------------------------------
+    def _workflow(self, event: Event) -> WorkflowRow:
+        row = self.workflows.get(event.workflow_id)
+        if row is None:
+            raise BadEvent(f"{event.kind}: no workflow {event.workflow_id!r}")
+        return row
+
+    def _job(self, event: Event) -> JobRow:
+        if event.job is None:
+            raise BadEvent(f"{event.kind} for workflow {event.workflow_id!r} names no job")
+        row = self.jobs.get((event.workflow_id, event.job))
+        if row is None:
+            raise BadEvent(f"{event.kind}: workflow {event.workflow_id!r} has no job {event.job!r}")
+        return row
+
+    # -- workflow events --------------------------------------------------------------
+    def _submitted(self, event: Event) -> None:
+        wid, now = event.workflow_id, float(event.time)
+        if wid in self.workflows:
+            raise BadEvent(f"workflow {wid!r} was already submitted")
+        spec = event.data["spec"]
+        name = str(event.data.get("name") or spec["name"])
+        source = str(event.data.get("source", spec.get("source", "")))
+        jobs = [
+            _new_job(wid, job_name, position, job, now)
+            for position, (job_name, job) in enumerate(spec["jobs"].items())
+        ]
+        workflow = WorkflowRow(
+            wid, name, WorkflowState.RUNNING.value, source, now, now, None, dumps(spec), new=True
+        )
+        # Nothing above mutates the fold, so a malformed spec rejects the event cleanly.
+        self.workflows[wid] = workflow
+        for row in jobs:
+            self.jobs[(wid, row.name)] = row
+
+    def _workflow_state(self, event: Event) -> None:
+        row = self._workflow(event)
+        state = _member(event.data.get("state"), _WORKFLOW_STATES, "workflow state")
+        now = float(event.time)
+        row.state = state
+        row.updated = now
+        row.ended = now if state in _FINAL_WORKFLOW_STATES else None
+        row.dirty = True
+
+    # -- job events -------------------------------------------------------------------
+    def _job_state(self, event: Event) -> None:
+        row, data, now = self._job(event), event.data, float(event.time)
+        state = _member(data.get("state"), _JOB_STATES, "job state")
+        attempt = _int(data["attempt"], "attempt") if "attempt" in data else row.attempt
+        reason = _opt_str(data.get("reason"), "reason")
+        if "exit_code" in data:
+            exit_code = _opt_int(data["exit_code"], "exit_code")
+        else:
+            exit_code = None if state in _NO_EXIT_CODE else row.exit_code
+        row.state, row.attempt, row.reason, row.exit_code = state, attempt, reason, exit_code
+        if state == JobState.RUNNING.value:
+            row.started = now
+        if state == JobState.PENDING.value:
+            # A workflow retry starts the job over: drop what its last attempt showed.
+            row.progress = row.message = None
+        row.ended = now if state in _FINAL_JOB_STATES else None
+        self._touch(row, now)
+
+    def _launched(self, event: Event) -> None:
+        row = self._job(event)
+        row.handle = dumps(event.data["handle"])
+        self._touch(row, float(event.time))
+
+    def _progress(self, event: Event) -> None:
+        row, data = self._job(event), event.data
+        progress = data.get("progress")
+        value = None if progress is None else _float(progress, "progress")
+        message = _opt_str(data["message"], "message") if "message" in data else row.message
+        if value is not None:
+            row.progress = value
+        row.message = message
+        self._touch(row, float(event.time))
+
+    def _output(self, event: Event) -> None:
+        row, data = self._job(event), event.data
+        key = data["key"]
+        if not isinstance(key, str):
+            raise BadEvent(f"job.output: key must be a string, not {key!r}")
+        outputs = json.loads(row.outputs)
+        outputs[key] = data.get("value")
+        row.outputs = dumps(outputs)
+        self._touch(row, float(event.time))
+
+    def _warning(self, event: Event) -> None:
+        # No row changes, but the event must still belong to something that exists.
+        if event.job is None:
+            self._workflow(event)
+        else:
+            self._job(event)
+
+    @staticmethod
+    def _touch(row: JobRow, now: float) -> None:
+        row.updated = now
+        row.dirty = True
+
+
+def _new_job(wid: str, name: str, position: int, job: dict[str, Any], now: float) -> JobRow:
+    needs = job.get("needs", [])
+    if not isinstance(needs, list):
+        raise BadEvent(f"workflow.submitted: needs of job {name!r} is not a list")
+    host, executor = str(job.get("host", "localhost")), str(job.get("executor", "local"))
+    return JobRow(
+        wid, name, position, JobState.PENDING.value, 0, None, None, None, None,
+        host, executor, dumps(needs), None, "{}", None, None, now, new=True,
+    )  # fmt: skip
+
+
+def _member(value: Any, allowed: frozenset[str], what: str) -> str:
+    if value not in allowed:
+        raise BadEvent(f"{value!r} is not a {what} (one of {', '.join(sorted(allowed))})")
+    return str(value.value if isinstance(value, JobState | WorkflowState) else value)
+
+
+def _int(value: Any, what: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise BadEvent(f"{what} must be an integer, not {value!r}")
+    return value
+
+
+def _opt_int(value: Any, what: str) -> int | None:
+    return None if value is None else _int(value, what)
+
+
+def _float(value: Any, what: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise BadEvent(f"{what} must be a number, not {value!r}")
+    return float(value)
+
+
+def _opt_str(value: Any, what: str) -> str | None:
+    if value is not None and not isinstance(value, str):
+        raise BadEvent(f"{what} must be a string, not {value!r}")
+    return value

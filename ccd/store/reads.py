@@ -1,0 +1,116 @@
+"""Queries of the current state and the event log (read connection only).
+
+Every read is a single statement: the read connection is shared by all callers
+and runs in autocommit mode, so each statement sees one consistent snapshot
+without an explicit transaction another caller could interleave with.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import aiosqlite
+
+_WORKFLOW_FIELDS = ("id", "name", "state", "source", "created", "updated", "ended", "counts")
+_WORKFLOW_SELECT = """
+    SELECT w.id, w.name, w.state, w.source, w.created, w.updated, w.ended,
+           (SELECT json_group_object(state, n)
+              FROM (SELECT state, count(*) AS n FROM jobs
+                     WHERE workflow_id = w.id GROUP BY state)) AS counts
+      FROM workflows AS w
+"""
+# rowid breaks ties between workflows submitted within the clock's resolution.
+_NEWEST = "ORDER BY w.created DESC, w.rowid DESC"
+
+_JOB_FIELDS = (
+    "workflow_id", "name", "position", "state", "attempt", "progress", "message",
+    "exit_code", "reason", "host", "executor", "needs", "handle", "outputs",
+    "started", "ended", "updated",
+)  # fmt: skip
+_JOB_SELECT = f"SELECT {', '.join(_JOB_FIELDS)} FROM jobs"
+
+_EVENT_FIELDS = ("seq", "workflow_id", "job", "time", "kind", "data")
+_EVENT_SELECT = f"SELECT {', '.join(_EVENT_FIELDS)} FROM events"
+
+
+def _workflow(row: Sequence[Any]) -> dict[str, Any]:
+    out = dict(zip(_WORKFLOW_FIELDS, row, strict=True))
+    out["counts"] = json.loads(out["counts"])
+    return out
+
+
+def _job(row: Sequence[Any]) -> dict[str, Any]:
+    out = dict(zip(_JOB_FIELDS, row, strict=True))
+    out["needs"] = json.loads(out["needs"])
+    out["handle"] = None if out["handle"] is None else json.loads(out["handle"])
+    out["outputs"] = json.loads(out["outputs"])
+    return out
+
+
+def _event(row: Sequence[Any]) -> dict[str, Any]:
+    out = dict(zip(_EVENT_FIELDS, row, strict=True))
+    out["data"] = json.loads(out["data"])
+    return out
+
+
+async def _rows(db: aiosqlite.Connection, sql: str, params: Iterable[Any]) -> list[Any]:
+    return list(await db.execute_fetchall(sql, tuple(params)))
+
+
+async def list_workflows(db: aiosqlite.Connection, limit: int) -> list[dict[str, Any]]:
+    rows = await _rows(db, f"{_WORKFLOW_SELECT} {_NEWEST} LIMIT ?", (limit,))
+    return [_workflow(r) for r in rows]
+
+
+async def find_workflow(db: aiosqlite.Connection, ref: str) -> dict[str, Any] | None:
+    # An id wins over a name, so a workflow can always be named unambiguously.
+    rows = await _rows(db, f"{_WORKFLOW_SELECT} WHERE w.id = ?", (ref,))
+    if not rows:
+        rows = await _rows(db, f"{_WORKFLOW_SELECT} WHERE w.name = ? {_NEWEST} LIMIT 1", (ref,))
+    return _workflow(rows[0]) if rows else None
+
+
+async def get_jobs(db: aiosqlite.Connection, workflow_id: str) -> list[dict[str, Any]]:
+    rows = await _rows(db, f"{_JOB_SELECT} WHERE workflow_id = ? ORDER BY position", (workflow_id,))
+    return [_job(r) for r in rows]
+
+
+async def get_job(db: aiosqlite.Connection, workflow_id: str, name: str) -> dict[str, Any] | None:
+    rows = await _rows(db, f"{_JOB_SELECT} WHERE workflow_id = ? AND name = ?", (workflow_id, name))
+    return _job(rows[0]) if rows else None
+
+
+async def events_since(
+    db: aiosqlite.Connection, workflow_id: str | None, after_seq: int, limit: int
+) -> list[dict[str, Any]]:
+    params: tuple[Any, ...]
+    if workflow_id is None:
+        sql, params = f"{_EVENT_SELECT} WHERE seq > ? ORDER BY seq LIMIT ?", (after_seq, limit)
+    else:
+        sql = f"{_EVENT_SELECT} WHERE workflow_id = ? AND seq > ? ORDER BY seq LIMIT ?"
+        params = (workflow_id, after_seq, limit)
+    return [_event(r) for r in await _rows(db, sql, params)]
+
+
+async def unfinished_workflows(db: aiosqlite.Connection) -> list[dict[str, Any]]:
+    sql = (
+        "SELECT id, name, state, source, created, updated, ended, spec FROM workflows"
+        " WHERE state = 'running' ORDER BY created, rowid"
+    )
+    fields = ("id", "name", "state", "source", "created", "updated", "ended", "spec")
+    out = []
+    for row in await _rows(db, sql, ()):
+        item = dict(zip(fields, row, strict=True))
+        item["spec"] = json.loads(item["spec"])
+        out.append(item)
+    return out
+
+
+async def get_spec(db: aiosqlite.Connection, workflow_id: str) -> dict[str, Any] | None:
+    rows = await _rows(db, "SELECT spec FROM workflows WHERE id = ?", (workflow_id,))
+    if not rows:
+        return None
+    spec: dict[str, Any] = json.loads(rows[0][0])
+    return spec

@@ -1,0 +1,143 @@
+"""The HTTP API on the Unix socket: permissions, errors, streams, robustness."""
+
+from __future__ import annotations
+
+import json
+import stat
+import textwrap
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from ccd.cli.client import ApiError, Client, path_of
+from tests.conftest import DaemonProc
+
+
+def test_socket_is_private(daemon: DaemonProc) -> None:
+    assert stat.S_IMODE(daemon.socket.stat().st_mode) == 0o600
+    assert stat.S_IMODE(daemon.socket.parent.stat().st_mode) == 0o700
+
+
+def test_health_and_openapi(daemon: DaemonProc) -> None:
+    health = daemon.client.call("GET", "/v1/health")
+    assert health["status"] == "ok" and health["pid"] == daemon.proc.pid  # type: ignore[union-attr]
+    spec = daemon.client.call("GET", "/openapi.json")
+    assert "/v1/workflows" in spec["paths"]
+    assert "/v1/workflows/{ref}/events" in spec["paths"]
+    conn_docs = b"".join(daemon.client.stream("/docs"))
+    assert b"swagger" in conn_docs.lower()
+
+
+def test_invalid_workflow_is_a_422_listing_every_problem(daemon: DaemonProc) -> None:
+    text = textwrap.dedent("""
+        name: bad
+        jobs:
+          a: {run: "true", retires: 2}
+          b: {needs: [nope], run: "true"}
+    """)
+    with pytest.raises(ApiError) as err:
+        daemon.client.call("POST", "/v1/workflows", body=text.encode())
+    assert err.value.status == 422
+    problems = err.value.body["problems"]
+    codes = {p["code"] for p in problems}
+    assert len(problems) >= 2, problems
+    assert any("retires" in p["message"] and "retries" in p["message"] for p in problems)
+    assert all(p["line"] > 0 for p in problems), problems
+    assert codes  # stable identifiers are present
+    assert daemon.client.call("GET", "/v1/workflows") == []
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "params", "status", "words"),
+    [
+        ("GET", "/v1/workflows/nope", None, 404, "no workflow"),
+        ("POST", "/v1/workflows/nope/cancel", None, 404, "no workflow"),
+        ("GET", "/v1/workflows", {"limit": "0"}, 400, "limit"),
+        ("GET", "/v1/workflows", {"limit": "many"}, 400, "limit"),
+        ("GET", "/v1/nothing-here", None, 404, ""),
+    ],
+)
+def test_bad_requests_get_a_4xx_that_says_why(
+    daemon: DaemonProc,
+    method: str,
+    path: str,
+    params: dict[str, str] | None,
+    status: int,
+    words: str,
+) -> None:
+    with pytest.raises(ApiError) as err:
+        daemon.client.call(method, path, params=params)
+    assert err.value.status == status
+    assert words in str(err.value).lower()
+
+
+def test_state_conflicts_are_409(daemon: DaemonProc) -> None:
+    wf = daemon.submit("name: quick\njobs:\n  a: {run: 'true'}\n")
+    daemon.wait_final(wf)
+    for action in ("cancel", "retry"):
+        with pytest.raises(ApiError) as err:
+            daemon.client.call("POST", path_of("workflows", wf, action))
+        assert err.value.status == 409
+    with pytest.raises(ApiError) as err:
+        daemon.client.call(
+            "GET", path_of("workflows", wf, "jobs", "a", "log"), params={"attempt": 2}
+        )
+    assert err.value.status == 404
+
+
+def test_log_from_an_offset_and_events_as_sse(daemon: DaemonProc) -> None:
+    wf = daemon.submit("name: log\njobs:\n  a: {run: 'echo hello; echo world'}\n")
+    daemon.wait_final(wf)
+    rest = b"".join(
+        daemon.client.stream(path_of("workflows", wf, "jobs", "a", "log"), {"offset": 6})
+    )
+    assert rest == b"world\n"
+    conn_body = daemon.client.call  # plain NDJSON first
+    lines = [
+        json.loads(x)
+        for x in daemon.client.stream_lines(path_of("workflows", wf, "events"))
+        if x.strip()
+    ]
+    assert [e["seq"] for e in lines] == sorted(e["seq"] for e in lines)
+    assert lines[0]["kind"] == "workflow.submitted" and lines[-1]["kind"] == "workflow.state"
+    since = lines[2]["seq"]
+    later = [
+        json.loads(x)
+        for x in daemon.client.stream_lines(path_of("workflows", wf, "events"), {"since": since})
+        if x.strip()
+    ]
+    assert [e["seq"] for e in later] == [e["seq"] for e in lines[3:]]
+    assert conn_body is not None
+
+
+def test_workflow_found_by_name_is_the_newest(daemon: DaemonProc) -> None:
+    first = daemon.submit("name: same\njobs:\n  a: {run: 'true'}\n")
+    daemon.wait_final(first)
+    second = daemon.submit("name: same\njobs:\n  a: {run: 'true'}\n")
+    daemon.wait_final(second)
+    assert daemon.status("same")["id"] == second
+    assert daemon.status(first)["id"] == first
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    body=st.one_of(
+        st.binary(max_size=2000),
+        st.text(max_size=500).map(str.encode),
+        st.recursive(
+            st.none() | st.booleans() | st.integers() | st.text(max_size=8),
+            lambda c: st.lists(c, max_size=4) | st.dictionaries(st.text(max_size=8), c, max_size=4),
+            max_leaves=20,
+        ).map(lambda v: json.dumps(v).encode()),
+    )
+)
+def test_random_bodies_never_crash_the_daemon(daemon: DaemonProc, body: bytes) -> None:
+    client = Client(daemon.socket, timeout=30)
+    try:
+        client.call("POST", "/v1/validate", body=body)
+    except ApiError as err:
+        assert 400 <= err.status < 500, err
+    assert client.ping() is not None

@@ -1,0 +1,130 @@
+"""Service-manager integration: the user unit, READY=1, and socket activation."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from ccd.cli.client import Client
+from tests.conftest import ROOT, WAIT
+
+
+def test_user_unit_verifies_offline(tmp_path: Path) -> None:
+    ccd = shutil.which("ccd")
+    assert ccd is not None, "the ccd console script must be installed (pip install -e .)"
+    unit = (ROOT / "systemd" / "ccd.service").read_text()
+    assert "Type=notify" in unit and "KillMode=process" in unit
+    unit_dir = tmp_path / "units"
+    unit_dir.mkdir()
+    # the shipped unit points at ~/.local/bin; verify it with where ccd really is
+    (unit_dir / "ccd.service").write_text(
+        unit.replace("ExecStart=%h/.local/bin/ccd", f"ExecStart={ccd}")
+    )
+    runtime = tempfile.mkdtemp(prefix="ccd-sd-")
+    result = subprocess.run(
+        ["systemd-analyze", "--user", "verify", str(unit_dir / "ccd.service")],
+        env={**os.environ, "XDG_RUNTIME_DIR": runtime},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    shutil.rmtree(runtime, ignore_errors=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "" and result.stderr.strip() == "", result.stderr
+
+
+def start(env: dict[str, str], **kwargs: object) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "ccd.daemon.main", "run"],
+        env={**os.environ, **env},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        **kwargs,
+    )  # type: ignore[call-overload]
+
+
+def test_ready_notification(ccd_env: dict[str, str]) -> None:
+    notify_path = Path(ccd_env["XDG_RUNTIME_DIR"]) / "notify"
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    listener.bind(str(notify_path))
+    listener.settimeout(WAIT)
+    proc = start({**ccd_env, "NOTIFY_SOCKET": str(notify_path)})
+    try:
+        message = listener.recv(4096).decode()
+        assert "READY=1" in message
+        # READY comes only once the API answers
+        assert Client().ping() is not None
+        proc.terminate()
+        assert "STOPPING=1" in listener.recv(4096).decode()
+        assert proc.wait(WAIT) == 0
+    finally:
+        proc.kill()
+        listener.close()
+
+
+def test_socket_activation_uses_the_passed_socket(ccd_env: dict[str, str]) -> None:
+    path = Path(ccd_env["XDG_RUNTIME_DIR"]) / "activated.sock"
+    listening = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listening.bind(str(path))
+    listening.listen(16)
+    fd = listening.fileno()
+
+    # what systemd does before exec: the socket becomes fd 3, LISTEN_PID is the new pid
+    exec_as_systemd = (
+        f"import os, sys; os.dup2({fd}, 3); os.environ['LISTEN_PID'] = str(os.getpid()); "
+        "os.execv(sys.executable, [sys.executable, '-m', 'ccd.daemon.main', 'run'])"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", exec_as_systemd],
+        env={**os.environ, **ccd_env, "LISTEN_FDS": "1"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        pass_fds=(fd,),
+    )
+    try:
+        client = Client(path, timeout=WAIT)
+        health = client.call("GET", "/v1/health")  # connects to the pre-bound socket
+        assert health["pid"] == proc.pid
+        default = Path(ccd_env["XDG_RUNTIME_DIR"]) / "ccd" / "ccd.sock"
+        assert not default.exists(), "with a passed socket ccd must not create its own"
+        proc.terminate()
+        assert proc.wait(WAIT) == 0
+        assert path.exists(), "a socket systemd passed is systemd's to remove"
+    finally:
+        proc.kill()
+        listening.close()
+
+
+def test_second_daemon_on_the_same_socket_is_refused(ccd_env: dict[str, str]) -> None:
+    first = start(ccd_env)
+    try:
+        client = Client()
+        import time
+
+        deadline = time.monotonic() + WAIT
+        while client.ping() is None:
+            assert time.monotonic() < deadline and first.poll() is None
+            time.sleep(0.01)  # waiting for another process to bind its socket
+        second = start(ccd_env)
+        _, err = second.communicate(timeout=WAIT)
+        assert second.returncode != 0
+        assert b"already listening" in err
+        assert client.ping() is not None
+    finally:
+        first.kill()
+        first.wait()
+
+
+@pytest.mark.parametrize("length", [200])
+def test_overlong_socket_path_is_a_clear_error(ccd_env: dict[str, str], length: int) -> None:
+    proc = start({**ccd_env, "CCD_SOCKET": "/tmp/" + "x" * length})
+    _, err = proc.communicate(timeout=WAIT)
+    assert proc.returncode == 1
+    assert b"longer than" in err and b"Traceback" not in err

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Install everything the tests need, then run the whole suite exactly as CI does:
+# ruff, mypy, then pytest (unit, integration against a real daemon, e2e of ccctl).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# System tools the tests use for real: Graphviz (ccctl graph), tmux (the live view),
+# systemd-analyze (offline check of the user unit).
+packages=(graphviz tmux systemd)
+missing=()
+for pkg in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" -eq 0 ]; then
+    echo "== installing ${missing[*]}"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  else
+    echo "== missing system packages: ${missing[*]}; run: sudo apt-get install ${missing[*]}" >&2
+    exit 2
+  fi
+fi
+
+echo "== installing ccd with its test dependencies"
+python3 -m pip install -q --disable-pip-version-check --root-user-action=ignore -e '.[test]'
+
+echo "== ruff"
+python3 -m ruff check ccd tests bench
+python3 -m ruff format --check ccd tests bench
+echo "== mypy"
+python3 -m mypy
+echo "== pytest"
+python3 -m pytest "$@"

@@ -1,0 +1,72 @@
+from __future__ import annotations
+
+import pytest
+
+from ccd.states import (
+    FINAL_JOB_STATES,
+    JOB_TRANSITIONS,
+    InvalidTransition,
+    JobState,
+    WorkflowState,
+    check_transition,
+    workflow_state,
+)
+
+J = JobState
+
+
+def test_every_state_has_a_row() -> None:
+    assert set(JOB_TRANSITIONS) == set(JobState)
+
+
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [
+        (J.PENDING, J.QUEUED),
+        (J.QUEUED, J.RUNNING),
+        (J.RUNNING, J.SUCCEEDED),
+        (J.RUNNING, J.QUEUED),
+        (J.PENDING, J.SKIPPED),
+        (J.FAILED, J.PENDING),
+    ],
+)
+def test_allowed(old: JobState, new: JobState) -> None:
+    check_transition(old, new)
+
+
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [
+        (J.SUCCEEDED, J.PENDING),
+        (J.PENDING, J.RUNNING),
+        (J.SKIPPED, J.RUNNING),
+        (J.SUCCEEDED, J.FAILED),
+        (J.QUEUED, J.SUCCEEDED),
+    ],
+)
+def test_refused(old: JobState, new: JobState) -> None:
+    with pytest.raises(InvalidTransition):
+        check_transition(old, new)
+
+
+def test_succeeded_is_terminal() -> None:
+    assert JOB_TRANSITIONS[J.SUCCEEDED] == frozenset()
+    assert J.SUCCEEDED.is_final and not J.RUNNING.is_final
+    assert {s for s in JobState if s.is_final} == FINAL_JOB_STATES
+
+
+@pytest.mark.parametrize(
+    ("jobs", "cancelled", "expected"),
+    [
+        ([J.SUCCEEDED, J.RUNNING], False, WorkflowState.RUNNING),
+        ([J.SUCCEEDED, J.SUCCEEDED], False, WorkflowState.SUCCEEDED),
+        ([J.SUCCEEDED, J.FAILED, J.SKIPPED], False, WorkflowState.FAILED),
+        ([J.TIMED_OUT], False, WorkflowState.FAILED),
+        ([J.CANCELLED, J.SUCCEEDED], False, WorkflowState.CANCELLED),
+        ([J.CANCELLED, J.FAILED], False, WorkflowState.FAILED),
+        ([J.SUCCEEDED, J.SUCCEEDED], True, WorkflowState.CANCELLED),
+        ([], False, WorkflowState.SUCCEEDED),
+    ],
+)
+def test_workflow_state(jobs: list[JobState], cancelled: bool, expected: WorkflowState) -> None:
+    assert workflow_state(jobs, cancelled) is expected
