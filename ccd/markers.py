@@ -117,9 +117,9 @@ def _number(text: str) -> float | None:
 def _progress_value(text: str, line_kind: str) -> float | MarkerWarning:
     value = _number(text)
     if value is None:
-        return MarkerWarning(f"{line_kind} marker: progress={text!r} is not a number")
+        return MarkerWarning(f"{line_kind} marker: progress={_clip(text)!r} is not a number")
     if not 0 <= value <= 100:
-        return MarkerWarning(f"{line_kind} marker: progress={text} is not within 0..100")
+        return MarkerWarning(f"{line_kind} marker: progress={_clip(text)} is not within 0..100")
     return value
 
 

@@ -8,8 +8,6 @@ import textwrap
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from tests.conftest import DaemonProc
 
 
@@ -357,12 +355,23 @@ def test_cloudmesh_example_runs(daemon: DaemonProc) -> None:
     assert daemon.log_of(wf, "end").strip() == "all done"
 
 
-@pytest.mark.parametrize("example", ["quickstart.yaml", "fanout.yaml"])
-def test_examples_succeed(daemon: DaemonProc, example: str) -> None:
-    spec = Path(__file__).resolve().parents[2] / "configs/examples" / example
+def test_quickstart_example(daemon: DaemonProc) -> None:
+    spec = Path(__file__).resolve().parents[2] / "configs/examples/quickstart.yaml"
     wf = daemon.submit(spec.read_text(), source=spec)
     status = daemon.wait_final(wf)
     assert status["state"] == "succeeded", status
+    jobs = {j["name"]: j for j in status["jobs"]}
+    assert jobs["prepare"]["progress"] == 100
+    assert jobs["train"]["progress"] == 100  # "epoch 5/5" through current/total groups
+    assert daemon.log_of(wf, "report").startswith("trained on 50000 rows, accuracy 0.9")
+
+
+def test_fanout_example(daemon: DaemonProc) -> None:
+    spec = Path(__file__).resolve().parents[2] / "configs/examples/fanout.yaml"
+    wf = daemon.submit(spec.read_text(), source=spec)
+    status = daemon.wait_final(wf)
+    assert status["state"] == "succeeded", status
+    assert daemon.log_of(wf, "summary").startswith("scores: ")
 
 
 def test_failures_example_shows_every_outcome(daemon: DaemonProc) -> None:
@@ -400,3 +409,38 @@ def test_daemon_restart_adopts_a_running_job(daemon: DaemonProc, tmp_path: Path)
     assert (job["state"], job["exit_code"], job["attempt"]) == ("failed", 7, 1)
     launches = [e for e in daemon.events(wf) if e["kind"] == "job.launched"]
     assert len(launches) == 1
+
+
+def test_notebook_without_papermill_fails_with_the_fix(daemon: DaemonProc, tmp_path: Path) -> None:
+    (tmp_path / "nb.ipynb").write_text(
+        '{"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}'
+    )
+    spec = tmp_path / "wf.yaml"
+    spec.write_text("name: nb\njobs:\n  notebook: {script: nb.ipynb}\n")
+    clean_path = "/usr/bin:/bin"  # papermill must not be found for this test
+    wf = daemon.submit(
+        spec.read_text().replace(
+            "{script: nb.ipynb}", f"{{script: nb.ipynb, env: {{PATH: '{clean_path}'}}}}"
+        ),
+        source=spec,
+    )
+    job = daemon.wait_final(wf)["jobs"][0]
+    assert (job["state"], job["exit_code"]) == ("failed", 127)
+    assert "pip install papermill" in daemon.log_of(wf, "notebook")
+
+
+def test_oversized_output_is_refused_with_advice(daemon: DaemonProc) -> None:
+    wf = daemon.submit(
+        textwrap.dedent("""
+        name: big
+        jobs:
+          big:
+            run: 'printf "::ccd output blob=%070000d\\n" 0; echo "::ccd output small=1"'
+    """)
+    )
+    status = daemon.wait_final(wf)
+    job = status["jobs"][0]
+    assert job["state"] == "succeeded"
+    assert job["outputs"] == {"small": "1"}
+    warnings = [e["data"]["message"] for e in daemon.events(wf) if e["kind"] == "job.warning"]
+    assert any("64 KiB" in w and "path" in w for w in warnings), warnings
