@@ -19,9 +19,11 @@ from typing import TYPE_CHECKING, Annotated, Any
 from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response, StreamingResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ccd import __version__
 from ccd.errors import CcdError, Conflict, NotFound
+from ccd.executors.base import LaunchError
 from ccd.executors.wrapper import EXIT, LOG
 from ccd.spec.validate import load_workflow_text
 from ccd.states import JobState
@@ -53,6 +55,19 @@ def create_app(daemon: Daemon) -> FastAPI:
         problems = [p.to_dict() for p in getattr(exc, "problems", [])]
         extra = {"problems": problems} if problems else {}
         return _error(exc.http_status, exc.message, **extra)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 404 and exc.detail == "Not Found":
+            message = (
+                f"no such API route: {request.method} {request.url.path} "
+                "(see /docs; names with '/' are not workflow names)"
+            )
+        elif exc.status_code == 405:
+            message = f"{request.method} is not allowed on {request.url.path} (see /docs)"
+        else:
+            message = str(exc.detail)
+        return _error(exc.status_code, message)
 
     @app.exception_handler(RequestValidationError)
     async def bad_request(_: Request, exc: RequestValidationError) -> JSONResponse:
@@ -152,6 +167,39 @@ def create_app(daemon: Daemon) -> FastAPI:
         jobs = await engine.retry(row["id"])
         return {"id": row["id"], "retried": jobs}
 
+    @app.get("/v1/hosts")
+    async def hosts() -> list[dict[str, Any]]:
+        """Hosts the daemon knows: its config's and the ssh_config aliases."""
+        configured = config.hosts
+        names = sorted(config.known_hosts())
+        return [
+            {
+                "name": name,
+                "executor": "local" if name == "localhost" else "ssh",
+                "configured": name in configured,
+                "hostname": configured[name].hostname if name in configured else None,
+                "max_jobs": config.host_slots(name),
+            }
+            for name in names
+        ]
+
+    @app.post("/v1/hosts/{name}/check")
+    async def check_host(name: str) -> dict[str, Any]:
+        """Connect to a host and report whether jobs can run there."""
+        if name not in config.known_hosts():
+            raise NotFound(
+                f"unknown host '{name}': add it to hosts: in the daemon config "
+                "or to your ssh config"
+            )
+        if name == "localhost":
+            return {"host": name, "usable": True, "rtt_ms": 0.0}
+        try:
+            report = await daemon.ssh.check(name)
+        except (LaunchError, TimeoutError) as exc:
+            return {"host": name, "usable": False, "error": str(exc) or "timed out connecting"}
+        report["usable"] = bool(report["workdir_writable"])
+        return report
+
     @app.get("/v1/workflows/{ref}/jobs/{job}/log")
     async def job_log(
         ref: str,
@@ -165,11 +213,13 @@ def create_app(daemon: Daemon) -> FastAPI:
         if jrow is None:
             raise NotFound(f"workflow {row['id']} has no job '{job}'")
         number = attempt or jrow["attempt"]
-        if number < 1 or number > jrow["attempt"]:
+        if attempt is not None and number > jrow["attempt"]:
             raise NotFound(f"job '{job}' has no attempt {number} (it has {jrow['attempt']})")
+        if follow and attempt is None and jrow["attempt"] == 0:
+            number = await _first_attempt(daemon, row["id"], job)
         run_dir = config.runs_dir / row["id"] / job / str(number)
-        if not run_dir.is_dir():
-            raise NotFound(f"no log for {job} attempt {number} yet")
+        if number < 1 or not run_dir.is_dir():
+            raise NotFound(f"job '{job}' has not started, so it has no log")
         stream = _log_stream(daemon, row["id"], job, number, run_dir, offset, follow)
         return StreamingResponse(stream, media_type="text/plain; charset=utf-8")
 
@@ -225,6 +275,17 @@ async def _log_stream(
     finally:
         if watch is not None:
             watch.close()
+
+
+async def _first_attempt(daemon: Daemon, workflow_id: str, job: str) -> int:
+    """Wait until the job's first attempt starts (0 if it ends without starting)."""
+    store = daemon.store
+    while True:
+        seen = store.last_seq
+        row = await store.get_job(workflow_id, job)
+        if row is None or row["attempt"] > 0 or JobState(row["state"]).is_final:
+            return 0 if row is None else int(row["attempt"])
+        await store.wait_for_seq(seen, timeout=HEARTBEAT)
 
 
 async def _wait_change(watch: Any) -> None:

@@ -30,8 +30,13 @@ def output_env_name(job: str, key: str) -> str:
 
 
 def script_command(job: Job, python: str = "python3") -> str:
+    """The command that runs ``job.script``, found through ``$CCD_SCRIPT``.
+
+    The executor sets CCD_SCRIPT: the file itself on this machine, its uploaded
+    copy in the run directory on a remote host.
+    """
     assert job.script is not None
-    script = shlex.quote(job.script)
+    script = '"$CCD_SCRIPT"'
     args = "".join(f" {shlex.quote(a)}" for a in job.args)
     if job.script.endswith(".sh"):
         return f"exec sh {script}{args}"

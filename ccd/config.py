@@ -35,6 +35,15 @@ class HostConfig(BaseModel):
     python: str = "python3"
     #: shell lines run before each job (e.g. ``module load ...``)
     setup: list[str] = Field(default_factory=list)
+    #: seconds between SSH keepalives; a host is unreachable after `keepalive_count_max` misses
+    keepalive_interval: float = Field(default=10.0, gt=0)
+    keepalive_count_max: int = Field(default=3, ge=1)
+    connect_timeout: float = Field(default=20.0, gt=0)
+    #: exec channels open at once on the connection (sshd's MaxSessions is 10 by default;
+    #: one more channel is the SFTP session that reads logs)
+    max_channels: int = Field(default=6, ge=1)
+    #: seconds between two reads of this host's job logs and exit files
+    poll_interval: float = Field(default=0.5, gt=0)
 
 
 class DaemonConfig(BaseModel):
@@ -49,6 +58,14 @@ class DaemonConfig(BaseModel):
     #: seconds between TERM and KILL when a job is cancelled or times out
     kill_grace: float = Field(default=10.0, ge=0)
     hosts: dict[str, HostConfig] = Field(default_factory=dict)
+    #: OpenSSH client config whose Host aliases ccd can use (default ~/.ssh/config)
+    ssh_config: Path | None = None
+
+    def ssh_config_path(self) -> Path:
+        return self.ssh_config or Path.home() / ".ssh" / "config"
+
+    def host_config(self, name: str) -> HostConfig:
+        return self.hosts.get(name) or HostConfig()
 
     def host_slots(self, host: str) -> int:
         cfg = self.hosts.get(host)
@@ -65,7 +82,22 @@ class DaemonConfig(BaseModel):
         return self.state_dir / "runs"
 
     def known_hosts(self) -> set[str]:
-        return {"localhost", *self.hosts}
+        """Host names a workflow may use: localhost, configured hosts, ssh_config aliases."""
+        return {"localhost", *self.hosts, *ssh_config_aliases(self.ssh_config_path())}
+
+
+def ssh_config_aliases(path: Path) -> set[str]:
+    """The literal ``Host`` names of an OpenSSH client config (patterns are skipped)."""
+    try:
+        text = path.read_text(errors="replace")
+    except OSError:
+        return set()
+    names: set[str] = set()
+    for line in text.splitlines():
+        words = line.strip().replace("=", " ", 1).split()
+        if len(words) >= 2 and words[0].lower() == "host":
+            names.update(w for w in words[1:] if not any(c in w for c in "*?!"))
+    return names
 
 
 def _describe(err: ValidationError, source: Path) -> str:

@@ -61,11 +61,27 @@ def describe_exit(code: int) -> str:
     return f"exit code {code}"
 
 
+def exit_reason(code: int) -> str | None:
+    """A reason only where the exit code alone does not say it (killed by a signal)."""
+    if code > 128:
+        with contextlib.suppress(ValueError):
+            return f"terminated by {signal.Signals(code - 128).name}"
+    return None
+
+
 @dataclass(slots=True)
 class Outcome:
     state: JobState
     reason: str | None = None
     exit_code: int | None = None
+
+
+def _why(outcome: Outcome) -> str:
+    if outcome.reason:
+        return outcome.reason
+    if outcome.exit_code is not None:
+        return describe_exit(outcome.exit_code)
+    return outcome.state.value
 
 
 @dataclass(eq=False)
@@ -230,7 +246,7 @@ class WorkflowRun:
         jr.done.set()
 
     async def _job_body(self, jr: JobRun) -> Outcome:
-        if jr.state is JobState.RUNNING and jr.handle is not None:
+        if jr.state in (JobState.RUNNING, JobState.UNREACHABLE) and jr.handle is not None:
             outcome = await self._adopt(jr)
         else:
             blocked = await self._wait_for_parents(jr)
@@ -245,7 +261,7 @@ class WorkflowRun:
             self._set_state(
                 jr,
                 JobState.QUEUED,
-                reason=f"{outcome.reason}; retry {retry}/{jr.spec.retries} in {delay:g}s",
+                reason=f"{_why(outcome)}; retry {retry}/{jr.spec.retries} in {delay:g}s",
                 exit_code=outcome.exit_code,
             )
             await asyncio.sleep(delay)
@@ -275,13 +291,15 @@ class WorkflowRun:
                 await stack.enter_async_context(self._limit)
             await stack.enter_async_context(self._slots.host(jr.spec.host))
             await stack.enter_async_context(self._slots.daemon)
+            executor = self._executors[jr.spec.executor]
             jr.attempt += 1
-            # From here a cancel must kill what may already be starting, not just
-            # cancel this task (which would leave the launched job behind).
-            jr.running = True
             try:
+                await executor.ready(jr.spec.host)  # a cancel here just cancels this task
                 request = self._request(jr)
-                attempt = await self._executors[jr.spec.executor].launch(request)
+                # From here a cancel must kill what may already be starting, not just
+                # cancel this task (which would leave the launched job behind).
+                jr.running = True
+                attempt = await executor.launch(request)
             except (LaunchError, MissingOutput) as exc:
                 jr.running = False
                 return Outcome(JobState.FAILED, reason=str(exc))
@@ -334,6 +352,7 @@ class WorkflowRun:
 
     async def _monitor(self, jr: JobRun, attempt: Attempt) -> Outcome:
         """Follow a launched attempt to its end, enforcing timeout and cancel."""
+        attempt.on_reachability(lambda ok, reason: self._reachability(jr, ok, reason))
         follower = asyncio.create_task(self._follow_log(jr, attempt))
         exited = asyncio.ensure_future(attempt.wait())
         killed = asyncio.ensure_future(jr.kill_requested.wait())
@@ -359,6 +378,14 @@ class WorkflowRun:
             for task in (follower, exited, killed):
                 task.cancel()
 
+    def _reachability(self, jr: JobRun, reachable: bool, reason: str | None) -> None:
+        if not jr.running:
+            return
+        if reachable and jr.state is JobState.UNREACHABLE:
+            self._set_state(jr, JobState.RUNNING)
+        elif not reachable and jr.state is JobState.RUNNING:
+            self._set_state(jr, JobState.UNREACHABLE, reason=reason)
+
     @staticmethod
     def _remaining(jr: JobRun) -> float | None:
         if jr.spec.timeout is None:
@@ -373,7 +400,7 @@ class WorkflowRun:
         if status.exit_code is None:
             return Outcome(JobState.FAILED, reason=status.reason or "lost")
         return Outcome(
-            JobState.FAILED, reason=describe_exit(status.exit_code), exit_code=status.exit_code
+            JobState.FAILED, reason=exit_reason(status.exit_code), exit_code=status.exit_code
         )
 
     async def _follow_log(self, jr: JobRun, attempt: Attempt) -> None:

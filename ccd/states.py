@@ -12,6 +12,8 @@ class JobState(StrEnum):
     QUEUED = "queued"
     #: the job's process is running
     RUNNING = "running"
+    #: launched on a remote host that cannot be reached right now; ccd reconnects
+    UNREACHABLE = "unreachable"
     #: exited with code 0
     SUCCEEDED = "succeeded"
     #: exited non-zero, could not be launched, or was lost
@@ -39,14 +41,15 @@ RETRYABLE_JOB_STATES = frozenset(
 
 _P, _Q, _R = JobState.PENDING, JobState.QUEUED, JobState.RUNNING
 _S, _F, _T = JobState.SUCCEEDED, JobState.FAILED, JobState.TIMED_OUT
-_C, _K = JobState.CANCELLED, JobState.SKIPPED
+_C, _K, _U = JobState.CANCELLED, JobState.SKIPPED, JobState.UNREACHABLE
 
 #: Every allowed transition.  A retry attempt goes RUNNING -> QUEUED; a workflow
 #: retry moves a retryable final state back to PENDING.
 JOB_TRANSITIONS: dict[JobState, frozenset[JobState]] = {
     _P: frozenset({_Q, _C, _K, _F}),
     _Q: frozenset({_R, _C, _F, _P}),
-    _R: frozenset({_S, _F, _T, _C, _Q}),
+    _R: frozenset({_S, _F, _T, _C, _Q, _U}),
+    _U: frozenset({_R, _S, _F, _T, _C, _Q}),
     _S: frozenset(),
     _F: frozenset({_P}),
     _T: frozenset({_P}),

@@ -31,11 +31,21 @@ app = typer.Typer(
 )
 daemon_app = typer.Typer(help="Start, stop and inspect the daemon.", no_args_is_help=True)
 app.add_typer(daemon_app, name="daemon")
+hosts_app = typer.Typer(help="The hosts jobs can run on.", no_args_is_help=True)
+app.add_typer(hosts_app, name="hosts")
 
 WfArg = Annotated[str, typer.Argument(help="Workflow id, or name (the newest with that name).")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 
 FINAL_WORKFLOW_STATES = {"succeeded", "failed", "cancelled"}
+
+
+def quiet_pipe() -> None:
+    """The reader went away (`ccctl events WF | head`): stop quietly, exit 0."""
+    # Python flushes stdout at exit; point it at /dev/null so that flush cannot fail
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    raise typer.Exit(0)
 
 
 def fail(message: str, code: int = 1) -> NoReturn:
@@ -75,7 +85,10 @@ def validate(
     from ccd.errors import SpecError
     from ccd.spec.validate import load_workflow_file
 
-    hosts = load_config().known_hosts()
+    try:
+        hosts = load_config().known_hosts()
+    except CcdError as exc:
+        fail(exc.message, 2)
     bad = 0
     for file in files:
         try:
@@ -168,11 +181,14 @@ def logs(
     """Print a job's output (stdout and stderr)."""
     c = client()
     out = sys.stdout.buffer
-    for chunk in c.stream(
-        path_of("workflows", wf, "jobs", job, "log"), {"follow": follow_, "attempt": attempt}
-    ):
-        out.write(chunk)
-        out.flush()
+    try:
+        for chunk in c.stream(
+            path_of("workflows", wf, "jobs", job, "log"), {"follow": follow_, "attempt": attempt}
+        ):
+            out.write(chunk)
+            out.flush()
+    except BrokenPipeError:
+        quiet_pipe()
 
 
 @app.command()
@@ -187,16 +203,20 @@ def events(
     """Print a workflow's event log (every state change, progress and output)."""
     from ccd.cli.watch import event_line
 
-    for line in client().stream_lines(
+    lines = client().stream_lines(
         path_of("workflows", wf, "events"), {"follow": follow_, "since": since}
-    ):
-        if not line.strip():
-            continue  # keep-alive
-        if as_json:
-            sys.stdout.write(line.decode() + "\n")
-        else:
-            sys.stdout.write(event_line(json.loads(line)) + "\n")
-        sys.stdout.flush()
+    )
+    try:
+        for line in lines:
+            if not line.strip():
+                continue  # keep-alive
+            if as_json:
+                sys.stdout.write(line.decode() + "\n")
+            else:
+                sys.stdout.write(event_line(json.loads(line)) + "\n")
+            sys.stdout.flush()
+    except BrokenPipeError:
+        quiet_pipe()
 
 
 @app.command()
@@ -251,6 +271,52 @@ def graph(
     else:
         fail(f"{output}: use a .svg or .dot file name", 2)
     print(f"wrote {output}")
+
+
+# -- hosts ---------------------------------------------------------------------------
+@hosts_app.command("ls")
+def hosts_ls(as_json: JsonOpt = False) -> None:
+    """List the hosts workflows can use (daemon config and ~/.ssh/config aliases)."""
+    rows = client().call("GET", "/v1/hosts")
+    if as_json:
+        print_json(rows)
+        return
+    for row in rows:
+        where = row["hostname"] or ("this machine" if row["name"] == "localhost" else "ssh config")
+        print(f"{row['name']:<24} {row['executor']:<6} max_jobs={row['max_jobs']:<5} {where}")
+
+
+@hosts_app.command("check")
+def hosts_check(
+    names: Annotated[
+        list[str] | None, typer.Argument(help="Hosts to check (default: all).")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Connect to hosts and report round-trip time, auth, workdir, python3 and Slurm tools.
+
+    Exits 0 only if every checked host is usable.
+    """
+    c = client()
+    targets = names or [h["name"] for h in c.call("GET", "/v1/hosts")]
+    reports = [c.call("POST", path_of("hosts", name, "check")) for name in targets]
+    if as_json:
+        print_json(reports)
+    else:
+        for r in reports:
+            if not r["usable"]:
+                print(f"{r['host']}: NOT usable: {r.get('error') or 'workdir not writable'}")
+                continue
+            if r["host"] == "localhost":
+                print("localhost: ok")
+                continue
+            print(
+                f"{r['host']}: ok — {r['rtt_ms']:.0f} ms, user {r['user']}, "
+                f"workdir {r['workdir']} (writable), {r['python'] or 'no python3'}, "
+                f"sbatch {'yes' if r['sbatch'] else 'no'}, squeue {'yes' if r['squeue'] else 'no'}"
+            )
+    if not all(r["usable"] for r in reports):
+        raise typer.Exit(1)
 
 
 # -- daemon --------------------------------------------------------------------------

@@ -25,6 +25,7 @@ from ccd.engine import Engine
 from ccd.executors.base import Executor
 from ccd.executors.filewatch import FileWatcher
 from ccd.executors.local import LocalExecutor
+from ccd.executors.ssh import SshExecutor
 from ccd.spec.model import ExecutorKind
 from ccd.store import Store
 
@@ -60,6 +61,7 @@ class Daemon:
         self.store: Store
         self.engine: Engine
         self.filewatch: FileWatcher
+        self.ssh: SshExecutor
 
     def request_stop(self) -> None:
         self._stop.set()
@@ -83,8 +85,10 @@ class Daemon:
         self.store = await Store.open(cfg.database)
         self.filewatch = FileWatcher()
         self.filewatch.start()
+        self.ssh = SshExecutor(cfg)
         executors: dict[ExecutorKind, Executor] = {
             ExecutorKind.LOCAL: LocalExecutor(cfg.runs_dir, self.filewatch),
+            ExecutorKind.SSH: self.ssh,
         }
         self.engine = Engine(self.store, cfg, executors)
         server = ApiServer(

@@ -8,7 +8,7 @@ daemon can `adopt` the same attempt again.  Executors map their own failures to
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -59,8 +59,20 @@ class Attempt(Protocol):
         """TERM the attempt's whole process group, KILL it after ``grace`` seconds."""
         ...
 
+    def on_reachability(self, listener: Callable[[bool, str | None], None]) -> None:
+        """Call `listener(reachable, reason)` when the attempt's host drops or returns."""
+        ...
+
 
 class Executor(Protocol):
+    async def ready(self, host: str) -> None:
+        """Wait until `host` can take a launch; raise LaunchError if it never will.
+
+        The engine may cancel this wait (a cancelled job); `launch` itself is not
+        cancelled once started, so an executor never leaves a launch half known.
+        """
+        ...
+
     async def launch(self, request: LaunchRequest) -> Attempt: ...
 
     async def adopt(self, handle: dict[str, Any]) -> Attempt:

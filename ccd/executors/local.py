@@ -13,16 +13,15 @@ import contextlib
 import os
 import signal
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
 from ccd.executors.base import ExitStatus, LaunchError, LaunchRequest
 from ccd.executors.filewatch import FileWatcher
+from ccd.executors.follow import follow_file
 from ccd.executors.wrapper import EXIT, LOG, WRAPPER, parse_exit_file, render_wrapper
 
-#: bytes read from a log per wake-up before yielding to the loop
-CHUNK = 256 * 1024
 #: while waiting for a process group to empty after TERM
 GROUP_CHECK_INTERVAL = 0.05
 _DEFAULT_SIGNALS = (signal.SIGPIPE, signal.SIGXFSZ)  # Python ignores these; jobs must not
@@ -118,22 +117,14 @@ class LocalAttempt:
 
     # -- log ------------------------------------------------------------------------
     async def log_chunks(self) -> AsyncIterator[bytes]:
-        offset = 0
-        fd = os.open(self.log_path, os.O_RDONLY | os.O_CREAT, 0o600)
         try:
-            while True:
-                finished = self._exited.done()  # look before reading: no write after exit is missed
-                data = os.pread(fd, CHUNK, offset)
-                if data:
-                    offset += len(data)
-                    yield data
-                    continue
-                if finished:
-                    return
-                await self._log_watch.wait()
+            async for chunk in follow_file(self.log_path, self._log_watch, self._exited.done):
+                yield chunk
         finally:
-            os.close(fd)
             self._log_watch.close()
+
+    def on_reachability(self, listener: Callable[[bool, str | None], None]) -> None:
+        return None  # this machine is always reachable
 
     # -- kill -----------------------------------------------------------------------
     async def kill(self, grace: float) -> None:
@@ -154,10 +145,15 @@ class LocalExecutor:
         self.runs_root = runs_root
         self._watcher = watcher
 
+    async def ready(self, host: str) -> None:
+        return None
+
     async def launch(self, request: LaunchRequest) -> LocalAttempt:
         job = request.job
         run_dir = run_dir_for(self.runs_root, request.workflow_id, job.name, request.attempt)
         env = {**request.env, "CCD_RUN_DIR": str(run_dir)}
+        if job.script is not None:
+            env["CCD_SCRIPT"] = job.script
         script = render_wrapper(
             run_dir=str(run_dir), workdir=job.workdir, env=env, command=request.command
         )

@@ -22,7 +22,7 @@ exec per job: see docs/decisions.md.
 from __future__ import annotations
 
 import shlex
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 WRAPPER = "wrapper.sh"
 PID = "pid"
@@ -30,20 +30,38 @@ LOG = "log"
 EXIT = "exit"
 
 
-def render_wrapper(*, run_dir: str, workdir: str, env: Mapping[str, str], command: str) -> str:
+def shell_path(path: str) -> str:
+    """`path` quoted for sh, keeping a leading ``~`` (the host's home) expandable."""
+    if path == "~":
+        return '"$HOME"'
+    if path.startswith("~/"):
+        return '"$HOME"/' + shlex.quote(path[2:])
+    return shlex.quote(path)
+
+
+def render_wrapper(
+    *,
+    run_dir: str,
+    workdir: str,
+    env: Mapping[str, str],
+    command: str,
+    setup: Sequence[str] = (),
+) -> str:
+    """The wrapper script; `setup` lines (e.g. ``module load``) run before the job."""
     d = shlex.quote(run_dir)
     exports = "".join(f"export {name}={shlex.quote(value)}\n" for name, value in env.items())
+    setup_lines = "".join(f"{line}\n" for line in setup)
     return f"""#!/bin/sh
 # ccd job wrapper (job protocol v1)
 d={d}
 echo $$ > "$d/{PID}"
 {exports}ccd_command={shlex.quote(command)}
 trap 'ccd_signalled=1' TERM INT HUP
-if cd {shlex.quote(workdir)}; then
+{setup_lines}if cd {shell_path(workdir)}; then
   ( eval "$ccd_command" ) >> "$d/{LOG}" 2>&1 < /dev/null
   rc=$?
 else
-  echo "ccd: cannot enter the job's workdir {shlex.quote(workdir)}" >> "$d/{LOG}"
+  echo "ccd: cannot enter the job's workdir "{shell_path(workdir)} >> "$d/{LOG}"
   rc=127
 fi
 echo "$rc" > "$d/{EXIT}"

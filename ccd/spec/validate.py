@@ -457,18 +457,23 @@ class _Checker:
             )
         elif isinstance(executor_field[0], ExecutorKind):
             kind = executor_field[0]
+        remote = kind is not ExecutorKind.LOCAL
         workdir_field = draft.fields.get("workdir")
-        workdir = str(self.base_dir) if workdir_field is None else str(workdir_field[0])
-        draft.fields["workdir"] = (
-            self._absolute(workdir, remote=kind is not ExecutorKind.LOCAL),
-            (),
-        )
+        if workdir_field is None:
+            # a remote job starts in its home directory, as `ssh host cmd` does
+            workdir = "~" if remote else str(self.base_dir)
+        else:
+            workdir = str(workdir_field[0])
+        draft.fields["workdir"] = (self._absolute(workdir, remote=remote), ())
 
     def _absolute(self, path: str, *, remote: bool) -> str:
-        if path.startswith("~"):
-            # a remote job's home is the remote one: leave ~ for its shell
-            if remote:
+        if remote:
+            # the remote home is the remote shell's to expand: keep ~, and read a
+            # relative path from the home directory, where a remote job starts
+            if path == "~" or path.startswith("~/") or path.startswith("/"):
                 return path
+            return "~/" + os.path.normpath(path)
+        if path.startswith("~"):
             path = os.path.expanduser(path)
         return os.path.normpath(os.path.join(self.base_dir, path))
 

@@ -162,8 +162,9 @@ class Fold:
             exit_code = _opt_int(data["exit_code"], "exit_code")
         else:
             exit_code = None if state in _NO_EXIT_CODE else row.exit_code
+        back_in_reach = row.state == JobState.UNREACHABLE.value
         row.state, row.attempt, row.reason, row.exit_code = state, attempt, reason, exit_code
-        if state == JobState.RUNNING.value:
+        if state == JobState.RUNNING.value and not back_in_reach:
             row.started = now
         if state == JobState.PENDING.value:
             # A workflow retry starts the job over: drop what its last attempt showed.

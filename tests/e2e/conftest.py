@@ -74,13 +74,10 @@ class LineReader:
 
     def _next(self, deadline: float) -> str | None:
         """The next line, None at end of stream; AssertionError after `deadline`."""
-        remaining = deadline - time.monotonic()
-        if self.ended or remaining <= 0:
-            if self.ended:
-                return None
-            raise AssertionError("timed out; read so far:\n" + "\n".join(self.lines))
+        if self.ended:
+            return None
         try:
-            line = self._queue.get(timeout=remaining)
+            line = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
         except queue.Empty:
             raise AssertionError("timed out; read so far:\n" + "\n".join(self.lines)) from None
         if line is None:

@@ -95,8 +95,10 @@ class Tmux:
 
 @pytest.fixture
 def tmux(ccctl: Ccctl, ccd_env: dict[str, str]) -> Iterator[Tmux]:
+    # the terminal's size must come from tmux, not from variables of the caller's shell
+    env = {k: v for k, v in ccctl.env.items() if k not in ("COLUMNS", "LINES", "TMUX")}
     # the runtime dir is short: a tmux socket path must fit in sun_path
-    server = Tmux(Path(ccd_env["XDG_RUNTIME_DIR"]) / "tmux.sock", ccctl.env)
+    server = Tmux(Path(ccd_env["XDG_RUNTIME_DIR"]) / "tmux.sock", env)
     try:
         yield server
     finally:

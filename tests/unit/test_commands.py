@@ -56,9 +56,9 @@ def test_missing_output(
 @pytest.mark.parametrize(
     ("script", "expected"),
     [
-        ("/w/a b.sh", "exec sh '/w/a b.sh' --n '1 2'"),
-        ("/w/t.py", "exec python3 -u /w/t.py --n '1 2'"),
-        ("/w/run", "exec /w/run --n '1 2'"),
+        ("/w/a b.sh", "exec sh \"$CCD_SCRIPT\" --n '1 2'"),
+        ("/w/t.py", "exec python3 -u \"$CCD_SCRIPT\" --n '1 2'"),
+        ("/w/run", "exec \"$CCD_SCRIPT\" --n '1 2'"),
     ],
 )
 def test_script_command_quotes(script: str, expected: str) -> None:
@@ -68,4 +68,4 @@ def test_script_command_quotes(script: str, expected: str) -> None:
 def test_notebook_needs_papermill_with_a_clear_message() -> None:
     command = script_command(job(script="/w/n.ipynb"))
     assert "pip install papermill" in command
-    assert 'exec papermill /w/n.ipynb "$CCD_RUN_DIR/output.ipynb"' in command
+    assert 'exec papermill "$CCD_SCRIPT" "$CCD_RUN_DIR/output.ipynb"' in command

@@ -365,7 +365,7 @@ def test_full_workflow(base: Path) -> None:
     assert remote.needs == ["train"]
     assert remote.executor is ExecutorKind.SSH  # a remote host defaults to ssh
     assert remote.script == str(base / "scripts" / "fetch.sh")
-    assert remote.workdir == str(base / "data")
+    assert remote.workdir == "~/data"  # relative to the remote home
     assert remote.timeout is None
 
     batch = wf.jobs["batch"]

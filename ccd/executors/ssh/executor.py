@@ -1,0 +1,298 @@
+"""`SshExecutor` and `SshAttempt`: launch detached, follow by byte offset, kill the group.
+
+A remote attempt lives in ``<remote root>/<workflow>/<job>/<attempt>/`` on the
+host (the same wrapper as local jobs) and is mirrored into the same path under
+the daemon's local runs directory.  The local mirror's size *is* the offset to
+read the remote log from, so a dropped connection or a daemon restart resumes
+exactly where the mirror ends: no line lost, none repeated.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import shlex
+import time
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+import asyncssh
+
+from ccd.config import DaemonConfig
+from ccd.executors.base import ExitStatus, LaunchError, LaunchRequest
+from ccd.executors.follow import CHUNK, Signal, follow_file
+from ccd.executors.ssh.link import HostLink
+from ccd.executors.wrapper import EXIT, LOG, PID, WRAPPER, parse_exit_file, render_wrapper
+
+log = logging.getLogger(__name__)
+
+DEFAULT_REMOTE_ROOT = "~/.ccd/runs"
+#: how often (in polls) the poller checks that a wrapper with no exit file still lives
+LIVENESS_EVERY = 10
+
+Reachability = Callable[[bool, str | None], None]
+
+
+class SshAttempt:
+    def __init__(
+        self, link: HostLink, remote_dir: str, local_dir: Path, pid: int, handle: dict[str, Any]
+    ) -> None:
+        self.link = link
+        self.remote_dir = remote_dir
+        self.local_dir = local_dir
+        self.pid = pid
+        self.handle = handle
+        self.log_path = local_dir / LOG
+        local_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self._mirror = os.open(self.log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        self.offset = os.fstat(self._mirror).st_size
+        self._exited: asyncio.Future[ExitStatus] = asyncio.get_running_loop().create_future()
+        self._grown = Signal()
+        self._remote_log: asyncssh.SFTPClientFile | None = None
+        self._log_generation = -1
+        self._polls = 0
+        self._listeners: list[Reachability] = []
+        self._poll_lock = asyncio.Lock()
+        link.follow(remote_dir, self)
+
+    def __repr__(self) -> str:
+        return f"<ssh attempt {self.link.name}:{self.remote_dir}>"
+
+    # -- the poller's side ------------------------------------------------------------
+    def reachability(self, reachable: bool, reason: str | None) -> None:
+        for listener in self._listeners:
+            listener(reachable, reason)
+
+    def on_reachability(self, listener: Reachability) -> None:
+        self._listeners.append(listener)
+
+    async def poll(self, sftp: asyncssh.SFTPClient) -> None:
+        if self._exited.done():
+            return
+        async with self._poll_lock:
+            # the exit file first: log bytes written before it are then all readable
+            code, ended = await self._read_exit(sftp)
+            await self._drain(sftp)
+            if code is not None:
+                await self._finish(ExitStatus(exit_code=code, ended=ended))
+                return
+            self._polls += 1
+            if self._polls % LIVENESS_EVERY == 0 and not await self._wrapper_alive():
+                # gone without an exit file (killed, host rebooted): one last look
+                code, ended = await self._read_exit(sftp)
+                await self._drain(sftp)
+                await self._finish(
+                    ExitStatus(
+                        exit_code=code, ended=ended, reason=None if code is not None else "lost"
+                    )
+                )
+
+    async def _read_exit(self, sftp: asyncssh.SFTPClient) -> tuple[int | None, float]:
+        path = f"{self.remote_dir}/{EXIT}"
+        try:
+            async with sftp.open(path, "rb") as fh:
+                raw: bytes = await fh.read(64)
+                text = raw.decode(errors="replace")
+                attrs = await fh.stat()
+        except asyncssh.SFTPNoSuchFile:
+            return None, time.time()
+        return parse_exit_file(text), float(attrs.mtime or time.time())
+
+    async def _drain(self, sftp: asyncssh.SFTPClient) -> None:
+        if self._remote_log is None or self._log_generation != self.link.generation:
+            try:
+                self._remote_log = await sftp.open(f"{self.remote_dir}/{LOG}", "rb")
+            except asyncssh.SFTPNoSuchFile:
+                return  # the wrapper has not created it yet
+            self._log_generation = self.link.generation
+        while True:
+            data: bytes = await self._remote_log.read(CHUNK, self.offset)
+            if not data:
+                return
+            os.write(self._mirror, data)
+            self.offset += len(data)
+            self._grown.set()
+            if len(data) < CHUNK:
+                return
+
+    async def _wrapper_alive(self) -> bool:
+        result = await self.link.run(f"kill -0 {self.pid} 2>/dev/null && echo alive")
+        return "alive" in str(result.stdout)
+
+    async def _finish(self, status: ExitStatus) -> None:
+        if self._exited.done():
+            return
+        self.link.unfollow(self.remote_dir)
+        with contextlib.suppress(OSError):
+            os.close(self._mirror)
+        if status.exit_code is not None:
+            # a local copy of the exit file, so local readers need not ask the host
+            (self.local_dir / EXIT).write_text(f"{status.exit_code}\n")
+        self._exited.set_result(status)
+        self._grown.set()
+        if self._remote_log is not None:
+            handle, self._remote_log = self._remote_log, None
+            # closing needs the connection, which may be gone: do not wait long
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(handle.close(), 5)
+
+    # -- the engine's side -------------------------------------------------------------
+    async def wait(self) -> ExitStatus:
+        return await asyncio.shield(self._exited)
+
+    async def log_chunks(self) -> AsyncIterator[bytes]:
+        async for chunk in follow_file(self.log_path, self._grown, self._exited.done):
+            yield chunk
+
+    async def kill(self, grace: float) -> None:
+        if self._exited.done():
+            return
+        group = f"-{self.pid}"
+        await self.link.run(f"kill -TERM -- {group} 2>/dev/null; true")
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(self._exited), grace)
+        await self.link.run(f"kill -KILL -- {group} 2>/dev/null; true")
+        if not self._exited.done():
+            _, sftp = await self.link.ready(fail_fast=False)
+            async with self._poll_lock:
+                code, ended = await self._read_exit(sftp)
+                await self._drain(sftp)
+            await self._finish(
+                ExitStatus(
+                    exit_code=code,
+                    ended=ended,
+                    reason=None if code is not None else "killed by SIGKILL",
+                )
+            )
+
+
+def _auth_method(conn: asyncssh.SSHClientConnection) -> str | None:
+    # asyncssh keeps the method that succeeded first in its list of methods to try;
+    # it has no public accessor, so read it defensively.
+    methods = getattr(conn, "_auth_methods", None)
+    if isinstance(methods, list) and methods and isinstance(methods[0], bytes):
+        return methods[0].decode()
+    return None
+
+
+class SshExecutor:
+    def __init__(self, config: DaemonConfig) -> None:
+        self._config = config
+        self._links: dict[str, HostLink] = {}
+
+    def link(self, host: str) -> HostLink:
+        link = self._links.get(host)
+        if link is None:
+            link = self._links[host] = HostLink(
+                host, self._config.host_config(host), self._config.ssh_config_path()
+            )
+        return link
+
+    def _remote_dir(self, link: HostLink, request: LaunchRequest) -> str:
+        root = link.remote_path(link.cfg.workdir or DEFAULT_REMOTE_ROOT)
+        return str(PurePosixPath(root, request.workflow_id, request.job.name, str(request.attempt)))
+
+    async def ready(self, host: str) -> None:
+        await self.link(host).ready(fail_fast=True)
+
+    async def launch(self, request: LaunchRequest) -> SshAttempt:
+        job = request.job
+        link = self.link(job.host)
+        await link.ready(fail_fast=True)
+        remote_dir = self._remote_dir(link, request)
+        env = {**request.env, "CCD_RUN_DIR": remote_dir}
+        if job.script is not None:
+            env["CCD_SCRIPT"] = f"{remote_dir}/{PurePosixPath(job.script).name}"
+            await self._upload(link, job.script, remote_dir, env["CCD_SCRIPT"])
+        script = render_wrapper(
+            run_dir=remote_dir,
+            workdir=job.workdir,
+            env=env,
+            command=request.command,
+            setup=link.cfg.setup,
+        )
+        d = shlex.quote(remote_dir)
+        # One exec channel: create the run directory, write the wrapper from stdin,
+        # and start it detached in its own session; the channel closes at once.
+        command = (
+            f"mkdir -p {d} && cat > {d}/{WRAPPER} && cd / && "
+            f"{{ setsid sh {d}/{WRAPPER} < /dev/null > /dev/null 2>&1 & }} && echo $!"
+        )
+        result = await link.run(command, stdin=script, fail_fast=True)
+        pid_text = str(result.stdout).strip()
+        if result.exit_status != 0 or not pid_text.isdigit():
+            raise LaunchError(
+                f"cannot start the job on '{job.host}': "
+                f"{str(result.stderr).strip() or f'exit status {result.exit_status}'}"
+            )
+        local_dir = self._local_dir(request)
+        handle = {
+            "executor": "ssh",
+            "host": job.host,
+            "run_dir": remote_dir,
+            "local_dir": str(local_dir),
+            "pid": int(pid_text),
+        }
+        return SshAttempt(link, remote_dir, local_dir, int(pid_text), handle)
+
+    def _local_dir(self, request: LaunchRequest) -> Path:
+        return self._config.runs_dir / request.workflow_id / request.job.name / str(request.attempt)
+
+    async def _upload(self, link: HostLink, local: str, remote_dir: str, remote: str) -> None:
+        _, sftp = await link.ready(fail_fast=True)
+        try:
+            await sftp.makedirs(remote_dir, exist_ok=True)
+            await sftp.put(local, remote)
+        except (OSError, asyncssh.SFTPError) as exc:
+            raise LaunchError(f"cannot upload {local} to '{link.name}': {exc}") from exc
+
+    async def adopt(self, handle: dict[str, Any]) -> SshAttempt:
+        link = self.link(str(handle["host"]))
+        return SshAttempt(
+            link, str(handle["run_dir"]), Path(handle["local_dir"]), int(handle["pid"]), handle
+        )
+
+    async def check(self, host: str) -> dict[str, Any]:
+        """What `ccctl hosts check` reports; raises LaunchError if the host is unusable."""
+        link = self.link(host)
+        started = time.perf_counter()
+        conn, sftp = await asyncio.wait_for(
+            link.ready(fail_fast=True), link.cfg.connect_timeout + 5
+        )
+        probe = await link.run(
+            "python3 --version 2>&1; command -v sbatch >/dev/null && echo sbatch=yes; "
+            "command -v squeue >/dev/null && echo squeue=yes; true"
+        )
+        rtt = time.perf_counter() - started
+        root = link.remote_path(link.cfg.workdir or DEFAULT_REMOTE_ROOT)
+        try:
+            await sftp.makedirs(root, exist_ok=True)
+            probe_file = f"{root}/.ccd-write-test"
+            async with sftp.open(probe_file, "w") as fh:
+                await fh.write("ok")
+            await sftp.remove(probe_file)
+            writable = True
+        except (OSError, asyncssh.SFTPError):
+            writable = False
+        out = str(probe.stdout)
+        return {
+            "host": host,
+            "rtt_ms": round(rtt * 1000, 1),
+            "user": conn.get_extra_info("username"),
+            "auth": _auth_method(conn),
+            "workdir": root,
+            "workdir_writable": writable,
+            "python": out.splitlines()[0] if out.startswith("Python") else None,
+            "sbatch": "sbatch=yes" in out,
+            "squeue": "squeue=yes" in out,
+        }
+
+    async def close(self) -> None:
+        await asyncio.gather(*(link.close() for link in self._links.values()))
+        self._links.clear()
+
+
+__all__ = ["PID", "SshAttempt", "SshExecutor"]

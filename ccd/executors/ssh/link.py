@@ -1,0 +1,248 @@
+"""One remote host: its connection, its channel budget and its poller.
+
+A `HostLink` keeps one asyncssh connection to the host (with keepalives), opened
+on demand and re-opened with backoff when it drops, plus one SFTP session on it.
+Short exec channels launch and signal jobs, at most `max_channels` at a time so a
+server's ``MaxSessions`` is never exceeded; every running job's log and exit file
+are read by one poller over the SFTP session, pipelined, once per interval.  No
+job holds a channel while it runs, so 200 jobs fit in sshd's default of 10.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+from pathlib import Path
+from typing import Any, Protocol
+
+import asyncssh
+
+from ccd.config import HostConfig
+from ccd.executors.base import LaunchError
+
+log = logging.getLogger(__name__)
+
+#: reconnect delays grow to this (seconds)
+MAX_BACKOFF = 30.0
+
+
+class HostFatal(LaunchError):
+    """The host refuses us for a reason retrying will not fix (host key, authentication)."""
+
+
+class Followed(Protocol):
+    """What the poller needs of an attempt."""
+
+    async def poll(self, sftp: asyncssh.SFTPClient) -> None: ...
+
+    def reachability(self, reachable: bool, reason: str | None) -> None: ...
+
+
+def describe_fatal(host: str, exc: Exception) -> str | None:
+    """A user-facing message when `exc` will not go away by retrying, else None."""
+    if isinstance(exc, asyncssh.HostKeyNotVerifiable):
+        return (
+            f"host key of '{host}' not verified ({exc.reason}). If the host is new, check "
+            f"its fingerprint and add it: ssh-keyscan -p PORT HOSTNAME >> ~/.ssh/known_hosts "
+            f"(or set known_hosts: in ccd's hosts config). If the key changed, find out why "
+            f"before removing the old entry with ssh-keygen -R."
+        )
+    if isinstance(exc, asyncssh.PermissionDenied):
+        return (
+            f"authentication to '{host}' failed ({exc.reason}); check the user and "
+            f"identity_file in ccd's hosts config or ~/.ssh/config, and that the key is "
+            f"in the remote authorized_keys"
+        )
+    if isinstance(exc, socket.gaierror):
+        return f"cannot resolve host '{host}': {exc.strerror}; check its hostname"
+    if isinstance(exc, asyncssh.ConfigParseError):
+        return f"ssh config error for '{host}': {exc}"
+    return None
+
+
+class HostLink:
+    def __init__(self, name: str, cfg: HostConfig, ssh_config: Path) -> None:
+        self.name = name
+        self.cfg = cfg
+        self._ssh_config = ssh_config
+        self._conn: asyncssh.SSHClientConnection | None = None
+        self._sftp: asyncssh.SFTPClient | None = None
+        self._up = asyncio.Event()
+        self._fatal: str | None = None
+        self._fatal_changed = asyncio.Event()
+        self._channels = asyncio.Semaphore(cfg.max_channels)
+        self._followed: dict[str, Followed] = {}
+        self._followed_changed = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self.home: str = ""
+        #: bumped on every new connection: SFTP file handles of an older one are dead
+        self.generation = 0
+        self.last_error: str | None = None
+
+    # -- lifecycle ------------------------------------------------------------------
+    def start(self) -> None:
+        if not self._tasks:
+            self._tasks = [
+                asyncio.create_task(self._supervise(), name=f"ssh {self.name}"),
+                asyncio.create_task(self._poll_forever(), name=f"ssh poll {self.name}"),
+            ]
+
+    async def close(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks = []
+        if self._conn is not None:
+            self._conn.close()
+            with contextlib.suppress(Exception):
+                await self._conn.wait_closed()
+        self._conn = self._sftp = None
+        self._up.clear()
+
+    def _connect_options(self) -> dict[str, Any]:
+        cfg = self.cfg
+        options: dict[str, Any] = {
+            "keepalive_interval": cfg.keepalive_interval,
+            "keepalive_count_max": cfg.keepalive_count_max,
+            "connect_timeout": cfg.connect_timeout,
+        }
+        if self._ssh_config.exists():
+            options["config"] = [str(self._ssh_config)]
+        if cfg.port is not None:
+            options["port"] = cfg.port
+        if cfg.user is not None:
+            options["username"] = cfg.user
+        if cfg.identity_file is not None:
+            options["client_keys"] = [str(Path(cfg.identity_file).expanduser())]
+        if cfg.known_hosts is not None:
+            options["known_hosts"] = str(Path(cfg.known_hosts).expanduser())
+        return options
+
+    async def _supervise(self) -> None:
+        """Keep one connection open; reconnect with backoff; tell attempts when it drops."""
+        backoff = 1.0
+        while True:
+            try:
+                conn = await asyncssh.connect(
+                    self.cfg.hostname or self.name, **self._connect_options()
+                )
+                sftp = await conn.start_sftp_client()
+                self.home = await sftp.realpath(".")
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # every connect failure is reported, none is fatal here
+                fatal = describe_fatal(self.name, exc)
+                self._set_down(fatal or f"cannot connect to '{self.name}': {exc}", fatal)
+                await asyncio.sleep(backoff)
+                backoff = min(2 * backoff, MAX_BACKOFF)
+                continue
+            backoff = 1.0
+            self._conn, self._sftp = conn, sftp
+            self.generation += 1
+            self._fatal = None
+            self.last_error = None
+            self._up.set()
+            log.info("connected to %s", self.name)
+            for followed in list(self._followed.values()):
+                followed.reachability(True, None)
+            await conn.wait_closed()
+            self._conn = self._sftp = None
+            self._set_down(f"connection to '{self.name}' lost; reconnecting", None)
+
+    def _set_down(self, reason: str, fatal: str | None) -> None:
+        was_up = self._up.is_set()
+        self._up.clear()
+        self.last_error = reason
+        if fatal != self._fatal:
+            self._fatal = fatal
+            self._fatal_changed.set()
+        if was_up or fatal:
+            log.warning("%s", reason)
+        for followed in list(self._followed.values()):
+            followed.reachability(False, reason)
+
+    # -- using the connection --------------------------------------------------------
+    async def ready(
+        self, *, fail_fast: bool
+    ) -> tuple[asyncssh.SSHClientConnection, asyncssh.SFTPClient]:
+        """The live connection; waits while the host is unreachable.
+
+        With `fail_fast`, a refusal that retrying cannot fix (host key, auth) raises
+        `HostFatal` instead of waiting for the user to fix it.
+        """
+        self.start()
+        while True:
+            if self._up.is_set() and self._conn is not None and self._sftp is not None:
+                return self._conn, self._sftp
+            if fail_fast and self._fatal is not None:
+                raise HostFatal(self._fatal)
+            self._fatal_changed.clear()
+            up = asyncio.ensure_future(self._up.wait())
+            fatal = asyncio.ensure_future(self._fatal_changed.wait())
+            try:
+                await asyncio.wait({up, fatal}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                up.cancel()
+                fatal.cancel()
+
+    async def run(
+        self, command: str, *, stdin: str | None = None, fail_fast: bool = False
+    ) -> asyncssh.SSHCompletedProcess:
+        """Run a short command on its own exec channel, within the channel budget."""
+        while True:
+            conn, _ = await self.ready(fail_fast=fail_fast)
+            async with self._channels:
+                try:
+                    return await conn.run(command, input=stdin, check=False)
+                except asyncssh.ChannelOpenError as exc:
+                    # the server allows fewer sessions than we assumed: retry shortly
+                    log.warning("%s refused a channel (%s); retrying", self.name, exc.reason)
+                    await asyncio.sleep(0.2)
+                except (asyncssh.ConnectionLost, asyncssh.DisconnectError, OSError) as exc:
+                    log.warning("%s: connection dropped during a command (%s)", self.name, exc)
+                    await asyncio.sleep(0.1)  # the supervisor notices and reconnects
+
+    # -- following attempts ----------------------------------------------------------
+    def follow(self, key: str, followed: Followed) -> None:
+        self._followed[key] = followed
+        self._followed_changed.set()
+        self.start()
+        if not self._up.is_set() and self.last_error is not None:
+            followed.reachability(False, self.last_error)
+
+    def unfollow(self, key: str) -> None:
+        self._followed.pop(key, None)
+
+    async def _poll_forever(self) -> None:
+        while True:
+            if not self._followed:
+                self._followed_changed.clear()
+                await self._followed_changed.wait()
+                continue
+            _, sftp = await self.ready(fail_fast=False)
+            attempts = list(self._followed.values())
+            results = await asyncio.gather(
+                *(a.poll(sftp) for a in attempts), return_exceptions=True
+            )
+            for attempt, result in zip(attempts, results, strict=True):
+                if isinstance(result, Exception) and not _connection_error(result):
+                    log.warning("%s: polling %s failed: %r", self.name, attempt, result)
+            # An external system: read it once per interval for all jobs at once.
+            await asyncio.sleep(self.cfg.poll_interval)
+
+    def remote_path(self, path: str) -> str:
+        """`path` with a leading ``~`` replaced by the remote home (known once connected)."""
+        if path == "~":
+            return self.home
+        if path.startswith("~/"):
+            return f"{self.home}/{path[2:]}"
+        return path
+
+
+def _connection_error(exc: BaseException) -> bool:
+    return isinstance(
+        exc,
+        (asyncssh.ConnectionLost, asyncssh.DisconnectError, asyncssh.SFTPConnectionLost, OSError),
+    )
