@@ -20,6 +20,9 @@ import pytest
 
 from ccd.cli.client import Client, path_of
 
+#: real sshd hosts and network-namespace labs, for the SSH tests
+pytest_plugins = ["tests.sshd", "tests.netns"]
+
 ROOT = Path(__file__).resolve().parent.parent
 #: how long a test waits for something that should take well under a second
 WAIT = 60.0
@@ -53,13 +56,15 @@ class DaemonProc:
     config: Path | None = None
     proc: subprocess.Popen[bytes] | None = None
     log: Path = field(default_factory=Path)
+    #: a command prefix, e.g. `ip netns exec NS` to run the daemon in a namespace
+    wrap: list[str] = field(default_factory=list)
 
     @property
     def client(self) -> Client:
         return Client(self.socket, timeout=WAIT)
 
     def start(self) -> None:
-        cmd = [sys.executable, "-m", "ccd.daemon.main", "run", "--log-level", "debug"]
+        cmd = [*self.wrap, sys.executable, "-m", "ccd.daemon.main", "run", "--log-level", "debug"]
         if self.config is not None:
             cmd += ["--config", str(self.config)]
         self.log = self.state_dir.parent / "daemon.log"

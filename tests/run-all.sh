@@ -5,8 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # System tools the tests use for real: Graphviz (ccctl graph), tmux (the live view),
-# systemd-analyze (offline check of the user unit).
-packages=(graphviz tmux systemd)
+# systemd-analyze (offline check of the user unit), sshd (SSH executor), ip (netns faults).
+packages=(graphviz tmux systemd openssh-server iproute2)
 missing=()
 for pkg in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
