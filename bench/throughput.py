@@ -19,11 +19,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import shutil
-import signal
 import sqlite3
-import subprocess
 import sys
 import tempfile
 import time
@@ -31,10 +28,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from ccd.cli.client import Client, path_of  # noqa: E402
+from bench.common import BenchDaemon
 
 
 @dataclass(frozen=True)
@@ -115,61 +111,12 @@ def _write(db: sqlite3.Connection, rows: list[tuple[str, str, float]]) -> None:
 
 
 # -- ccd ----------------------------------------------------------------------------------
-class Daemon:
-    def __init__(self, base: Path) -> None:
-        self.base = base
-        self.env = {
-            **os.environ,
-            "XDG_RUNTIME_DIR": str(base / "rt"),
-            "XDG_STATE_HOME": str(base / "state"),
-            "XDG_CONFIG_HOME": str(base / "config"),
-            "CCD_NO_AUTOSTART": "1",
-        }
-        config = base / "ccd.yaml"
-        config.write_text("hosts:\n  localhost:\n    max_jobs: 64\n")
-        self.client = Client(base / "rt" / "ccd" / "ccd.sock", timeout=600)
-        self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "ccd.daemon.main",
-                "run",
-                "--config",
-                str(config),
-                "--log-level",
-                "warning",
-            ],
-            env=self.env,
-            stdout=subprocess.DEVNULL,
-            stderr=(base / "daemon.log").open("wb"),
-        )
-        deadline = time.monotonic() + 60
-        while self.client.ping() is None:
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError((base / "daemon.log").read_text())
-            time.sleep(0.01)
-
-    def run(self, name: str, jobs: dict[str, list[str]], concurrency: int) -> float:
-        lines = [f"name: {name}", f"concurrency: {concurrency}", "jobs:"]
-        for job, parents in jobs.items():
-            needs = f", needs: [{', '.join(parents)}]" if parents else ""
-            lines.append(f"  {job}: {{run: 'true'{needs}}}")
-        body = ("\n".join(lines) + "\n").encode()
-        start = time.perf_counter()
-        result = self.client.call("POST", "/v1/workflows", body=body)
-        for _ in self.client.stream_lines(
-            path_of("workflows", result["id"], "events"), {"follow": True}
-        ):
-            pass
-        elapsed = time.perf_counter() - start
-        state = self.client.call("GET", path_of("workflows", result["id"]))["state"]
-        if state != "succeeded":
-            raise RuntimeError(f"{name}: workflow {result['id']} ended {state}")
-        return elapsed
-
-    def close(self) -> None:
-        self.proc.send_signal(signal.SIGTERM)
-        self.proc.wait(60)
+def ccd_workflow(name: str, jobs: dict[str, list[str]], concurrency: int) -> str:
+    lines = [f"name: {name}", f"concurrency: {concurrency}", "jobs:"]
+    for job, parents in jobs.items():
+        needs = f", needs: [{', '.join(parents)}]" if parents else ""
+        lines.append(f"  {job}: {{run: 'true'{needs}}}")
+    return "\n".join(lines) + "\n"
 
 
 def main() -> None:
@@ -180,7 +127,7 @@ def main() -> None:
     args = parser.parse_args()
     chosen = [w for w in WORKLOADS if not args.only or w.name in args.only]
     base = Path(tempfile.mkdtemp(prefix="ccd-bench-"))
-    daemon = Daemon(base)
+    daemon = BenchDaemon(base, "hosts:\n  localhost:\n    max_jobs: 64\n")
     rows = []
     try:
         for w in chosen:

@@ -25,6 +25,7 @@ from ccd import __version__
 from ccd.errors import CcdError, Conflict, NotFound
 from ccd.executors.base import LaunchError
 from ccd.executors.wrapper import EXIT, LOG
+from ccd.spec.model import Workflow
 from ccd.spec.validate import load_workflow_text
 from ccd.states import JobState
 
@@ -105,39 +106,33 @@ def create_app(daemon: Daemon) -> FastAPI:
         daemon.request_stop()
         return {"status": "stopping"}
 
-    async def read_spec(request: Request, source: str | None) -> tuple[str, Path, bytes]:
+    async def read_spec(request: Request, source: str | None) -> Workflow:
+        """The validated workflow in the request body (YAML); `source` is its file."""
         body = await request.body()
         if len(body) > MAX_BODY:
             raise CcdError(f"workflow is {len(body)} bytes; the limit is {MAX_BODY}")
         path = Path(source) if source else None
         if path is not None and not path.is_absolute():
             raise CcdError("source must be the workflow file's absolute path")
-        base = path.parent if path is not None else Path.cwd()
-        return (str(path) if path else "<request>"), base, body
+        # validation is CPU work that grows with the file: keep it off the loop
+        return await asyncio.to_thread(
+            load_workflow_text,
+            body,
+            source=str(path) if path else "<request>",
+            base_dir=path.parent if path is not None else Path.cwd(),
+            known_hosts=config.known_hosts(),
+        )
 
     @app.post("/v1/validate")
     async def validate(request: Request, source: str | None = None) -> dict[str, Any]:
-        name, base, body = await read_spec(request, source)
-        spec = await asyncio.to_thread(
-            load_workflow_text,
-            body,
-            source=name,
-            base_dir=base,
-            known_hosts=config.known_hosts(),
-        )
+        """Validate a workflow (the body, YAML) without running it."""
+        spec = await read_spec(request, source)
         return {"name": spec.name, "jobs": len(spec.jobs)}
 
     @app.post("/v1/workflows", status_code=201)
     async def submit(request: Request, source: str | None = None) -> dict[str, Any]:
         """Submit a workflow: the body is the workflow file (YAML)."""
-        name, base, body = await read_spec(request, source)
-        spec = await asyncio.to_thread(
-            load_workflow_text,
-            body,
-            source=name,
-            base_dir=base,
-            known_hosts=config.known_hosts(),
-        )
+        spec = await read_spec(request, source)
         workflow_id = await engine.submit(spec)
         return {"id": workflow_id, "name": spec.name, "jobs": len(spec.jobs)}
 

@@ -46,6 +46,15 @@ def ccd_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
     shutil.rmtree(runtime, ignore_errors=True)
 
 
+def proc_alive(pid: int) -> bool:
+    """Whether `pid` runs (a zombie waiting for its slow reaper counts as gone)."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().split(") ", 1)[1][0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
 @dataclass
 class DaemonProc:
     """A real `ccd run` process on a temporary socket and state directory."""

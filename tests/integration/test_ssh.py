@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import DaemonProc
+from tests.conftest import DaemonProc, proc_alive
 from tests.sshd import SshHost
 
 MakeDaemon = Callable[..., DaemonProc]
@@ -45,14 +45,6 @@ def remote_daemon(
     d = daemon_factory(f"ssh_config: {config_file}\nkill_grace: 2\nhosts:\n{hosts}")
     d.start()
     return d
-
-
-def proc_alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            return fh.read().split(") ", 1)[1][0] != "Z"
-    except FileNotFoundError:
-        return False
 
 
 @pytest.fixture
@@ -290,3 +282,30 @@ def test_hosts_ls_and_check(
     assert "bad: NOT usable: host key" in refused.stdout and "good: ok" in refused.stdout
     unknown = ccctl(d, "hosts", "check", "nowhere")
     assert unknown.returncode == 1 and "unknown host 'nowhere'" in unknown.stderr
+
+
+def test_host_setup_lines_and_python_apply_to_remote_jobs(
+    daemon_factory: MakeDaemon, tmp_path: Path, ssh_host: SshHost
+) -> None:
+    setup = '["export FROM_SETUP=loaded", "cd /tmp"]'
+    d = remote_daemon(
+        daemon_factory,
+        tmp_path,
+        host_yaml(
+            "remote", ssh_host, setup=setup, python="/usr/bin/python3", workdir="~/custom-runs"
+        ),
+    )
+    script = tmp_path / "which.py"
+    script.write_text("import os, sys\nprint(sys.executable, os.environ['FROM_SETUP'])\n")
+    spec = tmp_path / "wf.yaml"
+    spec.write_text(
+        "name: setup\njobs:\n  py: {host: remote, script: which.py}\n"
+        "  sh: {host: remote, run: 'echo $FROM_SETUP $(pwd) $CCD_RUN_DIR'}\n"
+    )
+    wf = d.submit(spec.read_text(), source=spec)
+    assert d.wait_final(wf)["state"] == "succeeded"
+    assert d.log_of(wf, "py") == "/usr/bin/python3 loaded\n"
+    # setup ran first, then the job entered its workdir (the remote home by default)
+    assert d.log_of(wf, "sh").startswith(
+        f"loaded /home/ccdtest /home/ccdtest/custom-runs/{wf}/sh/1"
+    )

@@ -8,7 +8,7 @@ import textwrap
 from pathlib import Path
 from typing import Any
 
-from tests.conftest import DaemonProc
+from tests.conftest import DaemonProc, proc_alive
 
 
 def states(d: DaemonProc, wf: str) -> dict[str, str]:
@@ -21,14 +21,6 @@ def group_alive(pgid: int) -> bool:
     except ProcessLookupError:
         return False
     return True
-
-
-def pid_alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            return fh.read().split(") ", 1)[1][0] != "Z"
-    except FileNotFoundError:
-        return False
 
 
 def test_chain_runs_in_order(daemon: DaemonProc, tmp_path: Path) -> None:
@@ -173,7 +165,7 @@ def test_cancel_kills_grandchildren_and_cancels_descendants(
     assert jobs["long"]["state"] == "cancelled"
     assert jobs["child"]["state"] == "cancelled"
     assert jobs["other"]["state"] == "cancelled"
-    assert not any(pid_alive(p) for p in grandchildren)
+    assert not any(proc_alive(p) for p in grandchildren)
 
 
 def test_cancel_one_job_lets_the_rest_finish(daemon: DaemonProc) -> None:
@@ -401,7 +393,7 @@ def test_daemon_restart_adopts_a_running_job(daemon: DaemonProc, tmp_path: Path)
     daemon.wait_for_event(wf, lambda e: e["kind"] == "job.progress")
     pid = daemon.jobs(wf)["wait"]["handle"]["pid"]
     assert daemon.stop(signal.SIGTERM) == 0
-    assert pid_alive(pid), "stopping the daemon must not kill jobs"
+    assert proc_alive(pid), "stopping the daemon must not kill jobs"
     gate.touch()  # the job finishes while no daemon is running
     daemon.start()
     status = daemon.wait_final(wf)

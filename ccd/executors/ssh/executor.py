@@ -92,14 +92,19 @@ class SshAttempt:
 
     async def _read_exit(self, sftp: asyncssh.SFTPClient) -> tuple[int | None, float]:
         path = f"{self.remote_dir}/{EXIT}"
+        # one stat per poll while the job runs; the file is opened only once it exists
+        try:
+            attrs = await sftp.stat(path)
+        except asyncssh.SFTPNoSuchFile:
+            return None, time.time()
+        if not attrs.size:
+            return None, time.time()  # being written: a single write(2), seen next poll
         try:
             async with sftp.open(path, "rb") as fh:
                 raw: bytes = await fh.read(64)
-                text = raw.decode(errors="replace")
-                attrs = await fh.stat()
         except asyncssh.SFTPNoSuchFile:
             return None, time.time()
-        return parse_exit_file(text), float(attrs.mtime or time.time())
+        return parse_exit_file(raw.decode(errors="replace")), float(attrs.mtime or time.time())
 
     async def _drain(self, sftp: asyncssh.SFTPClient) -> None:
         if self._remote_log is None or self._log_generation != self.link.generation:
