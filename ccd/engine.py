@@ -102,7 +102,10 @@ class JobRun:
     task: asyncio.Task[None] | None = None
     running: bool = False
     cancel_reason: str | None = None
-    kill_requested: asyncio.Event = field(default_factory=asyncio.Event)
+    #: set by a cancel while the job runs (a future: the monitor waits on it directly)
+    kill_requested: asyncio.Future[None] = field(
+        default_factory=lambda: asyncio.get_running_loop().create_future()
+    )
 
     @property
     def name(self) -> str:
@@ -223,7 +226,8 @@ class WorkflowRun:
         jr.cancel_reason = reason
         jr.root_cause = jr.name
         if jr.running:
-            jr.kill_requested.set()
+            if not jr.kill_requested.done():
+                jr.kill_requested.set_result(None)
         elif jr.task is not None:
             jr.task.cancel()
 
@@ -305,15 +309,10 @@ class WorkflowRun:
                 return Outcome(JobState.FAILED, reason=str(exc))
             jr.handle = attempt.handle
             jr.started_at = time.time()
-            await self._store.record(
-                Event(
-                    self.id,
-                    jr.name,
-                    EventKind.JOB_LAUNCHED,
-                    {"attempt": jr.attempt, "handle": attempt.handle},
-                )
-            )
-            self._set_state(jr, JobState.RUNNING)
+            # The running event carries the handle.  It is not awaited: waiting would
+            # not close the gap between spawn and commit (the job already runs); the
+            # run directory of each attempt is where it is found again after a crash.
+            self._set_state(jr, JobState.RUNNING, handle=attempt.handle)
             return await self._monitor(jr, attempt)
         raise AssertionError("unreachable")  # pragma: no cover - AsyncExitStack swallows nothing
 
@@ -354,12 +353,14 @@ class WorkflowRun:
         """Follow a launched attempt to its end, enforcing timeout and cancel."""
         attempt.on_reachability(lambda ok, reason: self._reachability(jr, ok, reason))
         follower = asyncio.create_task(self._follow_log(jr, attempt))
-        exited = asyncio.ensure_future(attempt.wait())
-        killed = asyncio.ensure_future(jr.kill_requested.wait())
+        # plain futures, not tasks: nothing to schedule per job while it runs
+        exited = attempt.exited
+        killed = jr.kill_requested
+        waiters: set[asyncio.Future[Any]] = {exited, killed}
         try:
             timeout = self._remaining(jr)
             done, _ = await asyncio.wait(
-                {exited, killed}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+                waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
             )
             if exited in done:
                 outcome = self._outcome(exited.result())
@@ -375,8 +376,7 @@ class WorkflowRun:
             return outcome
         finally:
             jr.running = False
-            for task in (follower, exited, killed):
-                task.cancel()
+            follower.cancel()
 
     def _reachability(self, jr: JobRun, reachable: bool, reason: str | None) -> None:
         if not jr.running:

@@ -18,9 +18,10 @@ class EventKind(StrEnum):
     WORKFLOW_SUBMITTED = "workflow.submitted"
     #: data: {state, reason?}; the workflow's state changed
     WORKFLOW_STATE = "workflow.state"
-    #: data: {state, attempt?, reason?, exit_code?}; a job's state changed
+    #: data: {state, attempt?, reason?, exit_code?, handle?}; a job's state changed; the
+    #: ``running`` event of an attempt carries its executor handle (how to find it again)
     JOB_STATE = "job.state"
-    #: data: {attempt, handle}; the executor handle needed to find the attempt again
+    #: data: {attempt, handle}; an executor handle recorded on its own (e.g. a re-adoption)
     JOB_LAUNCHED = "job.launched"
     #: data: {progress (0..100 or null), message?}
     JOB_PROGRESS = "job.progress"

@@ -8,6 +8,7 @@ daemon can `adopt` the same attempt again.  Executors map their own failures to
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,6 +47,8 @@ class Attempt(Protocol):
     handle: dict[str, Any]
     #: the local file that holds (a mirror of) the attempt's log
     log_path: Path
+    #: resolves with the attempt's exit status (never cancelled by the engine)
+    exited: asyncio.Future[ExitStatus]
 
     async def wait(self) -> ExitStatus:
         """Return once the attempt has ended."""

@@ -18,13 +18,20 @@ from pathlib import Path
 from typing import Any
 
 from ccd.executors.base import ExitStatus, LaunchError, LaunchRequest
-from ccd.executors.filewatch import FileWatcher
+from ccd.executors.filewatch import FileWatch, FileWatcher
 from ccd.executors.follow import follow_file
 from ccd.executors.wrapper import EXIT, LOG, WRAPPER, parse_exit_file, render_wrapper
 
+#: how long a log reader waits for a new job to end before it asks inotify to watch
+FIRST_WAIT = 0.05
 #: while waiting for a process group to empty after TERM
 GROUP_CHECK_INTERVAL = 0.05
 _DEFAULT_SIGNALS = (signal.SIGPIPE, signal.SIGXFSZ)  # Python ignores these; jobs must not
+_STDIO_TO_DEVNULL = [
+    (os.POSIX_SPAWN_OPEN, 0, "/dev/null", os.O_RDONLY, 0),
+    (os.POSIX_SPAWN_OPEN, 1, "/dev/null", os.O_WRONLY, 0),
+    (os.POSIX_SPAWN_DUP2, 1, 2),
+]
 
 
 def run_dir_for(root: Path, workflow_id: str, job: str, attempt: int) -> Path:
@@ -48,14 +55,52 @@ def _signal_group(pgid: int, sig: signal.Signals) -> None:
 
 def _read_exit(run_dir: Path) -> tuple[int, float] | None:
     """(exit code, mtime) of the exit file, or None while none is written."""
-    path = run_dir / EXIT
     try:
-        text = path.read_text()
-        mtime = path.stat().st_mtime
+        fd = os.open(run_dir / EXIT, os.O_RDONLY)
     except FileNotFoundError:
         return None
-    code = parse_exit_file(text)
+    try:
+        code = parse_exit_file(os.read(fd, 64).decode(errors="replace"))
+        mtime = os.fstat(fd).st_mtime
+    finally:
+        os.close(fd)
     return None if code is None else (code, mtime)
+
+
+class _LazyWatch:
+    """Wake a log reader when the run directory changes, watching only if needed.
+
+    Most short jobs end within `FIRST_WAIT`; an inotify watch (two syscalls and a
+    dispatch) is added only for a job that outlives it.  The directory is watched,
+    not the log: the wrapper creates the log, and the exit file's creation wakes
+    the reader as well.
+    """
+
+    def __init__(
+        self, watcher: FileWatcher, run_dir: Path, exited: asyncio.Future[ExitStatus]
+    ) -> None:
+        self._watcher = watcher
+        self._run_dir = run_dir
+        self.exited = exited
+        self._watch: FileWatch | None = None
+
+    async def wait(self) -> None:
+        if self._watch is not None:
+            await self._watch.wait()
+            return
+        await asyncio.wait([self.exited], timeout=FIRST_WAIT)
+        if not self.exited.done():
+            # from now on the kernel says when the log grows; the caller reads once
+            # more first, so output written before the watch existed is not missed
+            self._watch = self._watcher.watch(self._run_dir)
+
+    def wake(self) -> None:
+        if self._watch is not None:
+            self._watch.changed.set()
+
+    def close(self) -> None:
+        if self._watch is not None:
+            self._watch.close()
 
 
 class LocalAttempt:
@@ -67,10 +112,8 @@ class LocalAttempt:
         self.log_path = run_dir / LOG
         self.handle: dict[str, Any] = {"executor": "local", "run_dir": str(run_dir), "pid": pid}
         self._child = child
-        self._exited: asyncio.Future[ExitStatus] = asyncio.get_running_loop().create_future()
-        # the directory, not the log: the wrapper creates the log, and the exit
-        # file's creation wakes the reader as well
-        self._log_watch = watcher.watch(run_dir)
+        self.exited: asyncio.Future[ExitStatus] = asyncio.get_running_loop().create_future()
+        self._log_watch = _LazyWatch(watcher, run_dir, self.exited)
         if alive:
             self._watch_exit()
         else:
@@ -96,7 +139,7 @@ class LocalAttempt:
         self._finish(status)
 
     def _finish(self, wait_status: int | None) -> None:
-        if self._exited.done():
+        if self.exited.done():
             return
         recorded = _read_exit(self.run_dir)
         if recorded is not None:
@@ -109,16 +152,16 @@ class LocalAttempt:
             # The wrapper is gone without recording an exit code: killed while the
             # daemon was away, or the machine rebooted.
             result = ExitStatus(exit_code=None, ended=time.time(), reason="lost")
-        self._exited.set_result(result)
-        self._log_watch.changed.set()  # let the log reader do its final read
+        self.exited.set_result(result)
+        self._log_watch.wake()  # let the log reader do its final read
 
     async def wait(self) -> ExitStatus:
-        return await asyncio.shield(self._exited)
+        return await asyncio.shield(self.exited)
 
     # -- log ------------------------------------------------------------------------
     async def log_chunks(self) -> AsyncIterator[bytes]:
         try:
-            async for chunk in follow_file(self.log_path, self._log_watch, self._exited.done):
+            async for chunk in follow_file(self.log_path, self._log_watch, self.exited.done):
                 yield chunk
         finally:
             self._log_watch.close()
@@ -131,19 +174,21 @@ class LocalAttempt:
         _signal_group(self.pid, signal.SIGTERM)
         deadline = time.monotonic() + grace
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(asyncio.shield(self._exited), grace)
+            await asyncio.wait_for(asyncio.shield(self.exited), grace)
         # The wrapper may be gone while grandchildren that ignore TERM live on.
         # No event tells when a process group empties: look, briefly, while the grace runs.
         while _group_alive(self.pid) and time.monotonic() < deadline:  # noqa: ASYNC110
             await asyncio.sleep(GROUP_CHECK_INTERVAL)
         _signal_group(self.pid, signal.SIGKILL)
-        await asyncio.shield(self._exited)
+        await asyncio.shield(self.exited)
 
 
 class LocalExecutor:
     def __init__(self, runs_root: Path, watcher: FileWatcher) -> None:
         self.runs_root = runs_root
         self._watcher = watcher
+        # the daemon's environment, converted once rather than at every spawn
+        self._env = dict(os.environ)
 
     async def ready(self, host: str) -> None:
         return None
@@ -158,23 +203,10 @@ class LocalExecutor:
             run_dir=str(run_dir), workdir=job.workdir, env=env, command=request.command
         )
         try:
-            # Creating directories and files can take a millisecond on a busy disk:
-            # a worker thread does it while the loop serves other jobs.
-            wrapper = await asyncio.to_thread(_prepare, run_dir, script)
-            # posix_spawn (vfork + exec) returns in well under a millisecond: doing it
-            # in the loop is cheaper than a thread hop.
-            pid = os.posix_spawn(  # noqa: ASYNC221
-                "/bin/sh",
-                ["sh", str(wrapper)],
-                os.environ,
-                file_actions=[
-                    (os.POSIX_SPAWN_OPEN, 0, "/dev/null", os.O_RDONLY, 0),
-                    (os.POSIX_SPAWN_OPEN, 1, "/dev/null", os.O_WRONLY, 0),
-                    (os.POSIX_SPAWN_DUP2, 1, 2),
-                ],
-                setsid=True,
-                setsigdef=_DEFAULT_SIGNALS,
-            )
+            # Creating the run directory and the wrapper can take a millisecond on a
+            # busy disk, and posix_spawn blocks until the child has exec'd (about as
+            # long): one worker thread does both while the loop serves other jobs.
+            pid = await asyncio.to_thread(_prepare_and_spawn, run_dir, script, self._env)
         except OSError as exc:
             raise LaunchError(f"cannot start the job on localhost: {exc}") from exc
         return LocalAttempt(run_dir, pid, self._watcher, child=True)
@@ -189,15 +221,24 @@ class LocalExecutor:
         return None
 
 
-def _prepare(run_dir: Path, script: str) -> Path:
+def _prepare_and_spawn(run_dir: Path, script: str, env: dict[str, str]) -> int:
+    """Write the run directory and start its wrapper in a new session; the wrapper's pid."""
     run_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    wrapper = run_dir / WRAPPER
+    wrapper = str(run_dir / WRAPPER)
     fd = os.open(wrapper, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     try:
         os.write(fd, script.encode())
     finally:
         os.close(fd)
-    return wrapper
+    return os.posix_spawn(
+        "/bin/sh",
+        ["sh", wrapper],
+        env,
+        file_actions=_STDIO_TO_DEVNULL,
+        setsid=True,
+        setsigdef=_DEFAULT_SIGNALS,
+        setsigmask=(),  # a worker thread's mask must not reach the job
+    )
 
 
 def _runs_wrapper(pid: int, wrapper: Path) -> bool:

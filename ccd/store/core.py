@@ -330,6 +330,12 @@ class Store:
         """Events with seq > `after_seq` (of one workflow, or all), oldest first."""
         return await reads.events_since(self._read_db, workflow_id, after_seq, limit)
 
+    async def events_json(
+        self, workflow_id: str | None, after_seq: int, limit: int = 1000
+    ) -> list[tuple[int, str]]:
+        """Like `events_since`, as (seq, JSON text) pairs ready to send: no decode/encode."""
+        return await reads.events_json(self._read_db, workflow_id, after_seq, limit)
+
     async def unfinished_workflows(self) -> list[dict[str, Any]]:
         """Workflows still running (e.g. when the daemon stopped), spec decoded."""
         return await reads.unfinished_workflows(self._read_db)

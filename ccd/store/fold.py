@@ -170,6 +170,8 @@ class Fold:
             # A workflow retry starts the job over: drop what its last attempt showed.
             row.progress = row.message = None
         row.ended = now if state in _FINAL_JOB_STATES else None
+        if "handle" in data:  # a running event names the attempt's executor handle
+            row.handle = dumps(data["handle"])
         self._touch(row, now)
 
     def _launched(self, event: Event) -> None:

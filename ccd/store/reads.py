@@ -94,6 +94,25 @@ async def events_since(
     return [_event(r) for r in await _rows(db, sql, params)]
 
 
+#: one event as a JSON text, built by SQLite (in its thread, off the event loop)
+_EVENT_JSON = (
+    "SELECT seq, json_object('seq', seq, 'workflow_id', workflow_id, 'job', job,"
+    " 'time', time, 'kind', kind, 'data', json(data)) FROM events"
+)
+
+
+async def events_json(
+    db: aiosqlite.Connection, workflow_id: str | None, after_seq: int, limit: int
+) -> list[tuple[int, str]]:
+    params: tuple[Any, ...]
+    if workflow_id is None:
+        sql, params = f"{_EVENT_JSON} WHERE seq > ? ORDER BY seq LIMIT ?", (after_seq, limit)
+    else:
+        sql = f"{_EVENT_JSON} WHERE workflow_id = ? AND seq > ? ORDER BY seq LIMIT ?"
+        params = (workflow_id, after_seq, limit)
+    return [(int(seq), str(text)) for seq, text in await _rows(db, sql, params)]
+
+
 async def unfinished_workflows(db: aiosqlite.Connection) -> list[dict[str, Any]]:
     sql = (
         "SELECT id, name, state, source, created, updated, ended, spec FROM workflows"

@@ -98,7 +98,11 @@ def test_retries_until_success(daemon: DaemonProc) -> None:
     assert (status["state"], job["state"], job["attempt"]) == ("succeeded", "succeeded", 3)
     assert daemon.log_of(wf, "flaky").strip() == "attempt 3"
     assert daemon.log_of(wf, "flaky", attempt=1) == ""
-    launches = [e for e in daemon.events(wf) if e["kind"] == "job.launched"]
+    launches = [
+        e
+        for e in daemon.events(wf)
+        if e["kind"] == "job.state" and e["data"]["state"] == "running" and "handle" in e["data"]
+    ]
     assert [e["data"]["attempt"] for e in launches] == [1, 2, 3]
 
 
@@ -399,7 +403,11 @@ def test_daemon_restart_adopts_a_running_job(daemon: DaemonProc, tmp_path: Path)
     status = daemon.wait_final(wf)
     job = status["jobs"][0]
     assert (job["state"], job["exit_code"], job["attempt"]) == ("failed", 7, 1)
-    launches = [e for e in daemon.events(wf) if e["kind"] == "job.launched"]
+    launches = [
+        e
+        for e in daemon.events(wf)
+        if e["kind"] == "job.state" and e["data"]["state"] == "running" and "handle" in e["data"]
+    ]
     assert len(launches) == 1
 
 

@@ -49,7 +49,7 @@ class SshAttempt:
         local_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         self._mirror = os.open(self.log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         self.offset = os.fstat(self._mirror).st_size
-        self._exited: asyncio.Future[ExitStatus] = asyncio.get_running_loop().create_future()
+        self.exited: asyncio.Future[ExitStatus] = asyncio.get_running_loop().create_future()
         self._grown = Signal()
         self._remote_log: asyncssh.SFTPClientFile | None = None
         self._log_generation = -1
@@ -70,7 +70,7 @@ class SshAttempt:
         self._listeners.append(listener)
 
     async def poll(self, sftp: asyncssh.SFTPClient) -> None:
-        if self._exited.done():
+        if self.exited.done():
             return
         async with self._poll_lock:
             # the exit file first: log bytes written before it are then all readable
@@ -128,7 +128,7 @@ class SshAttempt:
         return "alive" in str(result.stdout)
 
     async def _finish(self, status: ExitStatus) -> None:
-        if self._exited.done():
+        if self.exited.done():
             return
         self.link.unfollow(self.remote_dir)
         with contextlib.suppress(OSError):
@@ -136,7 +136,7 @@ class SshAttempt:
         if status.exit_code is not None:
             # a local copy of the exit file, so local readers need not ask the host
             (self.local_dir / EXIT).write_text(f"{status.exit_code}\n")
-        self._exited.set_result(status)
+        self.exited.set_result(status)
         self._grown.set()
         if self._remote_log is not None:
             handle, self._remote_log = self._remote_log, None
@@ -146,21 +146,21 @@ class SshAttempt:
 
     # -- the engine's side -------------------------------------------------------------
     async def wait(self) -> ExitStatus:
-        return await asyncio.shield(self._exited)
+        return await asyncio.shield(self.exited)
 
     async def log_chunks(self) -> AsyncIterator[bytes]:
-        async for chunk in follow_file(self.log_path, self._grown, self._exited.done):
+        async for chunk in follow_file(self.log_path, self._grown, self.exited.done):
             yield chunk
 
     async def kill(self, grace: float) -> None:
-        if self._exited.done():
+        if self.exited.done():
             return
         group = f"-{self.pid}"
         await self.link.run(f"kill -TERM -- {group} 2>/dev/null; true")
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(asyncio.shield(self._exited), grace)
+            await asyncio.wait_for(asyncio.shield(self.exited), grace)
         await self.link.run(f"kill -KILL -- {group} 2>/dev/null; true")
-        if not self._exited.done():
+        if not self.exited.done():
             _, sftp = await self.link.ready(fail_fast=False)
             async with self._poll_lock:
                 code, ended = await self._read_exit(sftp)
