@@ -5,7 +5,7 @@ from __future__ import annotations
 import difflib
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -18,6 +18,17 @@ def default_local_slots() -> int:
     # Research jobs are often I/O-bound or sleep on remote work; two per core,
     # at least 8, keeps a laptop responsive without starving small sweeps.
     return max(8, 2 * (os.cpu_count() or 1))
+
+
+class SlurmSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    #: seconds between two squeue calls (one call covers every job on the cluster)
+    poll_interval: float = Field(default=5.0, gt=0)
+    #: whether the cluster has accounting (sacct); auto: try it, fall back without
+    sacct: Literal["auto", "yes", "no"] = "auto"
+    #: job ids per scancel call
+    max_scancel_batch: int = Field(default=100, ge=1)
 
 
 class HostConfig(BaseModel):
@@ -44,6 +55,8 @@ class HostConfig(BaseModel):
     max_channels: int = Field(default=6, ge=1)
     #: seconds between two reads of this host's job logs and exit files
     poll_interval: float = Field(default=0.5, gt=0)
+    #: settings for Slurm jobs submitted on this host
+    slurm: SlurmSettings = Field(default_factory=SlurmSettings)
 
 
 class DaemonConfig(BaseModel):

@@ -37,6 +37,7 @@ from ccd.markers import MarkerWarning, Output, Progress
 from ccd.spec.model import ExecutorKind, Job, Workflow
 from ccd.states import (
     FINAL_JOB_STATES,
+    JOB_TRANSITIONS,
     RETRYABLE_JOB_STATES,
     JobState,
     check_transition,
@@ -351,14 +352,16 @@ class WorkflowRun:
 
     async def _monitor(self, jr: JobRun, attempt: Attempt) -> Outcome:
         """Follow a launched attempt to its end, enforcing timeout and cancel."""
-        attempt.on_reachability(lambda ok, reason: self._reachability(jr, ok, reason))
+        attempt.on_state(lambda state, reason: self._observed(jr, state, reason))
         follower = asyncio.create_task(self._follow_log(jr, attempt))
         # plain futures, not tasks: nothing to schedule per job while it runs
         exited = attempt.exited
         killed = jr.kill_requested
         waiters: set[asyncio.Future[Any]] = {exited, killed}
         try:
-            timeout = self._remaining(jr)
+            # a batch system enforces the limit it was given (the time a job waits
+            # in its queue does not count against it)
+            timeout = None if attempt.enforces_timeout else self._remaining(jr)
             done, _ = await asyncio.wait(
                 waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
             )
@@ -378,13 +381,11 @@ class WorkflowRun:
             jr.running = False
             follower.cancel()
 
-    def _reachability(self, jr: JobRun, reachable: bool, reason: str | None) -> None:
-        if not jr.running:
+    def _observed(self, jr: JobRun, state: JobState, reason: str | None) -> None:
+        """The executor saw the attempt queued, running or out of reach."""
+        if not jr.running or jr.state is state or state not in JOB_TRANSITIONS[jr.state]:
             return
-        if reachable and jr.state is JobState.UNREACHABLE:
-            self._set_state(jr, JobState.RUNNING)
-        elif not reachable and jr.state is JobState.RUNNING:
-            self._set_state(jr, JobState.UNREACHABLE, reason=reason)
+        self._set_state(jr, state, reason=reason)
 
     @staticmethod
     def _remaining(jr: JobRun) -> float | None:
@@ -395,6 +396,8 @@ class WorkflowRun:
 
     @staticmethod
     def _outcome(status: ExitStatus) -> Outcome:
+        if status.state is not None:
+            return Outcome(status.state, reason=status.reason, exit_code=status.exit_code)
         if status.exit_code == 0:
             return Outcome(JobState.SUCCEEDED, exit_code=0)
         if status.exit_code is None:

@@ -25,6 +25,7 @@ from ccd.engine import Engine
 from ccd.executors.base import Executor
 from ccd.executors.filewatch import FileWatcher
 from ccd.executors.local import LocalExecutor
+from ccd.executors.slurm.executor import SlurmExecutor
 from ccd.executors.ssh import SshExecutor
 from ccd.spec.model import ExecutorKind
 from ccd.store import Store
@@ -89,6 +90,7 @@ class Daemon:
         executors: dict[ExecutorKind, Executor] = {
             ExecutorKind.LOCAL: LocalExecutor(cfg.runs_dir, self.filewatch),
             ExecutorKind.SSH: self.ssh,
+            ExecutorKind.SLURM: SlurmExecutor(cfg),
         }
         self.engine = Engine(self.store, cfg, executors)
         server = ApiServer(

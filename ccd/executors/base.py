@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from ccd.spec.model import Job
+from ccd.states import JobState
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +37,9 @@ class ExitStatus:
     ended: float
     #: a ccd reason when the exit code alone does not tell (e.g. ``lost``)
     reason: str | None = None
+    #: the outcome when the executor knows better than the exit code (a batch
+    #: system's TIMEOUT or CANCELLED); None: the exit code decides
+    state: JobState | None = None
 
 
 class LaunchError(Exception):
@@ -62,8 +66,12 @@ class Attempt(Protocol):
         """TERM the attempt's whole process group, KILL it after ``grace`` seconds."""
         ...
 
-    def on_reachability(self, listener: Callable[[bool, str | None], None]) -> None:
-        """Call `listener(reachable, reason)` when the attempt's host drops or returns."""
+    #: True when the batch system enforces the job's time limit itself
+    enforces_timeout: bool
+
+    def on_state(self, listener: Callable[[JobState, str | None], None]) -> None:
+        """Call `listener(state, reason)` when the executor sees the attempt change:
+        ``queued``/``running`` in a batch queue, ``unreachable`` when its host drops."""
         ...
 
 

@@ -21,6 +21,7 @@ from ccd.executors.base import ExitStatus, LaunchError, LaunchRequest
 from ccd.executors.filewatch import FileWatch, FileWatcher
 from ccd.executors.follow import follow_file
 from ccd.executors.wrapper import EXIT, LOG, WRAPPER, parse_exit_file, render_wrapper
+from ccd.states import JobState
 
 #: how long a log reader waits for a new job to end before it asks inotify to watch
 FIRST_WAIT = 0.05
@@ -166,8 +167,10 @@ class LocalAttempt:
         finally:
             self._log_watch.close()
 
-    def on_reachability(self, listener: Callable[[bool, str | None], None]) -> None:
-        return None  # this machine is always reachable
+    enforces_timeout = False
+
+    def on_state(self, listener: Callable[[JobState, str | None], None]) -> None:
+        return None  # a local job runs from launch to exit, and this machine is reachable
 
     # -- kill -----------------------------------------------------------------------
     async def kill(self, grace: float) -> None:

@@ -26,6 +26,7 @@ from ccd.executors.base import ExitStatus, LaunchError, LaunchRequest
 from ccd.executors.follow import CHUNK, Signal, follow_file
 from ccd.executors.ssh.link import HostLink
 from ccd.executors.wrapper import EXIT, LOG, PID, WRAPPER, parse_exit_file, render_wrapper
+from ccd.states import JobState
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +34,7 @@ DEFAULT_REMOTE_ROOT = "~/.ccd/runs"
 #: how often (in polls) the poller checks that a wrapper with no exit file still lives
 LIVENESS_EVERY = 10
 
-Reachability = Callable[[bool, str | None], None]
+StateListener = Callable[[JobState, str | None], None]
 
 
 class SshAttempt:
@@ -54,7 +55,7 @@ class SshAttempt:
         self._remote_log: asyncssh.SFTPClientFile | None = None
         self._log_generation = -1
         self._polls = 0
-        self._listeners: list[Reachability] = []
+        self._listeners: list[StateListener] = []
         self._poll_lock = asyncio.Lock()
         link.follow(remote_dir, self)
 
@@ -62,11 +63,14 @@ class SshAttempt:
         return f"<ssh attempt {self.link.name}:{self.remote_dir}>"
 
     # -- the poller's side ------------------------------------------------------------
-    def reachability(self, reachable: bool, reason: str | None) -> None:
-        for listener in self._listeners:
-            listener(reachable, reason)
+    enforces_timeout = False
 
-    def on_reachability(self, listener: Reachability) -> None:
+    def reachability(self, reachable: bool, reason: str | None) -> None:
+        state = JobState.RUNNING if reachable else JobState.UNREACHABLE
+        for listener in self._listeners:
+            listener(state, reason)
+
+    def on_state(self, listener: StateListener) -> None:
         self._listeners.append(listener)
 
     async def poll(self, sftp: asyncssh.SFTPClient) -> None:

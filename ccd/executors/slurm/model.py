@@ -1,0 +1,230 @@
+"""Slurm's vocabulary, as pure functions: batch directives, command output, outcomes.
+
+Everything here is table-driven and tested on real ``squeue``/``sacct``/``scontrol``
+output; the executor only runs the commands and feeds their text in.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import shlex
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from ccd.states import JobState
+
+#: squeue's output format: id, state, reason, name ('|' never occurs in them)
+SQUEUE_FORMAT = "%i|%T|%r|%j"
+#: sacct's fields, in order (with -P: '|'-separated)
+SACCT_FIELDS = ("JobID", "State", "ExitCode", "End", "JobName")
+
+#: resources key -> sbatch option
+_OPTIONS = {
+    "partition": "--partition",
+    "time": "--time",
+    "mem": "--mem",
+    "cpus": "--cpus-per-task",
+    "gpus": "--gpus",
+    "gres": "--gres",
+    "nodes": "--nodes",
+    "ntasks": "--ntasks",
+    "account": "--account",
+    "qos": "--qos",
+    "constraint": "--constraint",
+}
+KNOWN_RESOURCES = frozenset({*_OPTIONS, "extra"})
+
+
+class DirectiveError(ValueError):
+    """A resources value that cannot become an sbatch option."""
+
+
+def slurm_time(seconds: float) -> str:
+    """Seconds as Slurm's D-HH:MM:SS, rounded up to whole minutes (Slurm's granularity)."""
+    minutes = max(1, math.ceil(seconds / 60))
+    days, rest = divmod(minutes, 24 * 60)
+    hours, mins = divmod(rest, 60)
+    return f"{days}-{hours:02d}:{mins:02d}:00"
+
+
+def job_name(workflow_id: str, job: str, attempt: int) -> str:
+    """The Slurm job name: finds an attempt whose id was never stored (crash after sbatch)."""
+    return f"ccd.{workflow_id}.{job}.{attempt}"
+
+
+def parse_job_name(name: str) -> tuple[str, str, int] | None:
+    match = re.fullmatch(r"ccd\.([0-9a-f]+)\.(.+)\.(\d+)", name)
+    if match is None:
+        return None
+    return match.group(1), match.group(2), int(match.group(3))
+
+
+def directives(
+    resources: Mapping[str, Any],
+    *,
+    timeout: float | None,
+    name: str,
+    output: str,
+    array: str | None = None,
+) -> list[str]:
+    """The ``#SBATCH`` lines of a job (values quoted for the shell that reads them)."""
+    unknown = set(resources) - KNOWN_RESOURCES
+    if unknown:
+        raise DirectiveError(
+            f"unknown resources {sorted(unknown)}; known: {sorted(KNOWN_RESOURCES)}"
+        )
+    options = [f"--job-name={name}", f"--output={output}", "--open-mode=append"]
+    for key, option in _OPTIONS.items():
+        if key in resources and resources[key] is not None:
+            value = str(resources[key])
+            if not value or "\n" in value:
+                raise DirectiveError(f"resources.{key} must be a one-line value")
+            options.append(f"{option}={value}")
+    if "time" not in resources and timeout is not None:
+        options.append(f"--time={slurm_time(timeout)}")
+    if array is not None:
+        options.append(f"--array={array}")
+    extra = resources.get("extra", [])
+    if isinstance(extra, str) or not isinstance(extra, Sequence):
+        raise DirectiveError("resources.extra must be a list of sbatch arguments")
+    options.extend(str(arg) for arg in extra)
+    return [f"#SBATCH {shlex.quote(opt)}" for opt in options]
+
+
+# -- reading Slurm's answers -------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class QueueEntry:
+    job_id: str
+    state: str
+    reason: str
+    name: str
+
+
+def parse_squeue(text: str) -> dict[str, QueueEntry]:
+    """``squeue -h -o '%i|%T|%r|%j'`` output, by job id."""
+    entries = {}
+    for line in text.splitlines():
+        parts = line.strip().split("|", 3)
+        if len(parts) != 4 or not parts[0]:
+            continue
+        entries[parts[0]] = QueueEntry(parts[0], parts[1].upper(), parts[2], parts[3])
+    return entries
+
+
+@dataclass(frozen=True, slots=True)
+class Accounting:
+    job_id: str
+    state: str  #: e.g. "CANCELLED by 1000" keeps its detail
+    exit_code: int | None
+    signal: int | None
+    name: str
+
+
+def parse_exit_code(text: str) -> tuple[int | None, int | None]:
+    """Slurm's ``ExitCode=code:signal``."""
+    code, _, sig = text.strip().partition(":")
+    try:
+        return int(code), (int(sig) if sig else None)
+    except ValueError:
+        return None, None
+
+
+def parse_sacct(text: str) -> dict[str, Accounting]:
+    """``sacct -P -n -o JobID,State,ExitCode,End,JobName``: one entry per job (not steps)."""
+    records = {}
+    for line in text.splitlines():
+        parts = line.strip().split("|")
+        if len(parts) < len(SACCT_FIELDS) or "." in parts[0]:
+            continue  # job steps (123.batch, 123.0) carry no job-level state
+        code, sig = parse_exit_code(parts[2])
+        records[parts[0]] = Accounting(parts[0], parts[1], code, sig, parts[4])
+    return records
+
+
+def parse_scontrol(text: str) -> dict[str, str]:
+    """The ``Key=Value`` pairs of ``scontrol show job -o ID`` (first occurrence wins)."""
+    fields: dict[str, str] = {}
+    for token in re.findall(r"(\w[\w/:]*)=(\S*)", text):
+        fields.setdefault(token[0], token[1])
+    return fields
+
+
+# -- outcomes ----------------------------------------------------------------------------
+#: Slurm states that mean "waiting" (the job may still run)
+QUEUED_STATES = frozenset(
+    {
+        "PENDING",
+        "CONFIGURING",
+        "REQUEUED",
+        "REQUEUE_HOLD",
+        "REQUEUE_FED",
+        "RESV_DEL_HOLD",
+        "SUSPENDED",
+        "STOPPED",
+        "SIGNALING",
+        "STAGE_OUT",
+    }
+)
+RUNNING_STATES = frozenset({"RUNNING", "COMPLETING"})
+
+#: terminal Slurm state -> (ccd state, reason)
+_FINAL: dict[str, tuple[JobState, str | None]] = {
+    "COMPLETED": (JobState.SUCCEEDED, None),
+    "FAILED": (JobState.FAILED, None),
+    "TIMEOUT": (JobState.TIMED_OUT, "timeout"),
+    "OUT_OF_MEMORY": (JobState.FAILED, "oom"),
+    "NODE_FAIL": (JobState.FAILED, "node_fail"),
+    "PREEMPTED": (JobState.FAILED, "preempted"),
+    "BOOT_FAIL": (JobState.FAILED, "boot_fail"),
+    "DEADLINE": (JobState.FAILED, "deadline"),
+    "CANCELLED": (JobState.CANCELLED, "cancelled"),
+    "REVOKED": (JobState.CANCELLED, "revoked"),
+    "SPECIAL_EXIT": (JobState.FAILED, "special_exit"),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    state: JobState
+    reason: str | None
+    exit_code: int | None
+
+
+def final_verdict(slurm_state: str, exit_code: int | None, signal: int | None) -> Verdict | None:
+    """A terminal Slurm state (as squeue, sacct or scontrol print it) as a ccd outcome.
+
+    None when the state is not terminal.  ``CANCELLED by 1000`` keeps who cancelled.
+    A COMPLETED job whose exit code is not 0 (e.g. OUT_OF_MEMORY recorded as
+    ``0:125`` on some sites) is not called a success.
+    """
+    word, _, detail = slurm_state.strip().upper().partition(" ")
+    word = word.rstrip("+")
+    if word not in _FINAL:
+        return None
+    state, reason = _FINAL[word]
+    if word == "CANCELLED" and detail:
+        reason = f"cancelled {detail.lower()}"
+    if state is JobState.SUCCEEDED and (exit_code not in (0, None) or signal not in (0, None)):
+        state, reason = JobState.FAILED, f"completed with exit code {exit_code}:{signal}"
+    if word == "COMPLETED" and signal == 125:
+        state, reason = JobState.FAILED, "oom"
+    return Verdict(state, reason, exit_code)
+
+
+def queue_state(slurm_state: str) -> JobState | None:
+    """squeue's state of a job still in the queue, as a ccd state (None if terminal/unknown)."""
+    word = slurm_state.strip().upper().rstrip("+")
+    if word in QUEUED_STATES:
+        return JobState.QUEUED
+    if word in RUNNING_STATES:
+        return JobState.RUNNING
+    return None
+
+
+def parse_sbatch(text: str) -> str | None:
+    """The job id printed by ``sbatch --parsable`` (``ID`` or ``ID;cluster``)."""
+    first = text.strip().splitlines()[0] if text.strip() else ""
+    job_id = first.split(";", 1)[0].strip()
+    return job_id if job_id.isdigit() else None
