@@ -47,7 +47,8 @@ _C, _K, _U = JobState.CANCELLED, JobState.SKIPPED, JobState.UNREACHABLE
 #: retry moves a retryable final state back to PENDING.
 JOB_TRANSITIONS: dict[JobState, frozenset[JobState]] = {
     _P: frozenset({_Q, _C, _K, _F}),
-    _Q: frozenset({_R, _C, _F, _P}),
+    # a batch job can start and end between two looks at the queue: queued -> final
+    _Q: frozenset({_R, _C, _F, _P, _S, _T}),
     _R: frozenset({_S, _F, _T, _C, _Q, _U}),
     _U: frozenset({_R, _S, _F, _T, _C, _Q}),
     _S: frozenset(),

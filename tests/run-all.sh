@@ -5,8 +5,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # System tools the tests use for real: Graphviz (ccctl graph), tmux (the live view),
-# systemd-analyze (offline check of the user unit), sshd (SSH executor), ip (netns faults).
-packages=(graphviz tmux systemd openssh-server iproute2)
+# systemd-analyze (offline check of the user unit), sshd (SSH executor), ip (netns faults),
+# a single-node Slurm with munge (Slurm executor, tests/slurm.py).
+packages=(graphviz tmux systemd openssh-server iproute2 slurmctld slurmd slurm-client munge)
 missing=()
 for pkg in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")

@@ -41,7 +41,7 @@ def test_allowed(old: JobState, new: JobState) -> None:
         (J.PENDING, J.RUNNING),
         (J.SKIPPED, J.RUNNING),
         (J.SUCCEEDED, J.FAILED),
-        (J.QUEUED, J.SUCCEEDED),
+        (J.PENDING, J.SUCCEEDED),
     ],
 )
 def test_refused(old: JobState, new: JobState) -> None:
