@@ -103,6 +103,8 @@ class JobRun:
     task: asyncio.Task[None] | None = None
     running: bool = False
     cancel_reason: str | None = None
+    #: the reason recorded with the current state
+    reason: str | None = None
     #: set by a cancel while the job runs (a future: the monitor waits on it directly)
     kill_requested: asyncio.Future[None] = field(
         default_factory=lambda: asyncio.get_running_loop().create_future()
@@ -182,6 +184,7 @@ class WorkflowRun:
     def _set_state(self, jr: JobRun, new: JobState, **data: Any) -> None:
         check_transition(jr.state, new)
         jr.state = new
+        jr.reason = data.get("reason")
         payload = {k: v for k, v in data.items() if v is not None}
         payload.setdefault("attempt", jr.attempt)
         self._emit(jr.name, EventKind.JOB_STATE, state=new.value, **payload)
@@ -353,6 +356,7 @@ class WorkflowRun:
     async def _monitor(self, jr: JobRun, attempt: Attempt) -> Outcome:
         """Follow a launched attempt to its end, enforcing timeout and cancel."""
         attempt.on_state(lambda state, reason: self._observed(jr, state, reason))
+        attempt.on_warning(lambda message: self._warn(jr, message))
         follower = asyncio.create_task(self._follow_log(jr, attempt))
         # plain futures, not tasks: nothing to schedule per job while it runs
         exited = attempt.exited
@@ -381,11 +385,26 @@ class WorkflowRun:
             jr.running = False
             follower.cancel()
 
+    def _warn(self, jr: JobRun, message: str) -> None:
+        self._emit(jr.name, EventKind.JOB_WARNING, message=message)
+
     def _observed(self, jr: JobRun, state: JobState, reason: str | None) -> None:
         """The executor saw the attempt queued, running or out of reach."""
-        if not jr.running or jr.state is state or state not in JOB_TRANSITIONS[jr.state]:
+        if not jr.running:
             return
-        self._set_state(jr, state, reason=reason)
+        if jr.state is state:
+            if reason != jr.reason:  # e.g. Slurm's pending reason changed: say so
+                jr.reason = reason
+                self._emit(
+                    jr.name,
+                    EventKind.JOB_STATE,
+                    state=state.value,
+                    attempt=jr.attempt,
+                    **({"reason": reason} if reason else {}),
+                )
+            return
+        if state in JOB_TRANSITIONS[jr.state]:
+            self._set_state(jr, state, reason=reason)
 
     @staticmethod
     def _remaining(jr: JobRun) -> float | None:

@@ -74,6 +74,11 @@ class Attempt(Protocol):
         ``queued``/``running`` in a batch queue, ``unreachable`` when its host drops."""
         ...
 
+    def on_warning(self, listener: Callable[[str], None]) -> None:
+        """Call `listener(message)` for trouble that does not change the attempt's state
+        (e.g. the batch system could not be asked)."""
+        ...
+
 
 class Executor(Protocol):
     async def ready(self, host: str) -> None:

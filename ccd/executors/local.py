@@ -169,6 +169,9 @@ class LocalAttempt:
 
     enforces_timeout = False
 
+    def on_warning(self, listener: Callable[[str], None]) -> None:
+        return None  # nothing to warn about that is not a state or a log line
+
     def on_state(self, listener: Callable[[JobState, str | None], None]) -> None:
         return None  # a local job runs from launch to exit, and this machine is reachable
 

@@ -457,7 +457,9 @@ class _Checker:
             )
         elif isinstance(executor_field[0], ExecutorKind):
             kind = executor_field[0]
-        remote = kind is not ExecutorKind.LOCAL
+        # a Slurm job submitted on this machine shares its filesystem: only another
+        # host makes paths remote
+        remote = host != _LOCALHOST
         workdir_field = draft.fields.get("workdir")
         if workdir_field is None:
             # a remote job starts in its home directory, as `ssh host cmd` does

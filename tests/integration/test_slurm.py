@@ -98,3 +98,53 @@ def test_one_squeue_per_poll_for_many_jobs(
     elapsed = status["ended"] - status["created"]
     # one squeue per poll interval, however many jobs: never one per job
     assert len(squeues) <= elapsed / POLL + 2, (len(squeues), elapsed)
+
+
+def test_controller_down_for_a_while_fails_nothing(
+    slurm_daemon: DaemonProc, slurm_cluster: Any
+) -> None:
+    jobs = "\n".join(
+        f"  c{i}: {{executor: slurm, run: 'sleep 4; echo done {i}'}}" for i in range(3)
+    )
+    wf = slurm_daemon.submit(f"name: ctld-down\njobs:\n{jobs}\n")
+    slurm_daemon.wait_for_event(
+        wf, lambda e: e["kind"] == "job.state" and e["data"]["state"] == "running"
+    )
+    slurm_cluster.stop_controller()
+    try:
+        warning = slurm_daemon.wait_for_event(wf, lambda e: e["kind"] == "job.warning")
+        assert "squeue failed" in warning["data"]["message"]
+    finally:
+        slurm_cluster.start_controller()
+    status = slurm_daemon.wait_final(wf)
+    assert status["state"] == "succeeded", status
+    assert slurm_daemon.log_of(wf, "c2").strip().endswith("done 2")
+    failed = [
+        e
+        for e in slurm_daemon.events(wf)
+        if e["kind"] == "job.state" and e["data"]["state"] == "failed"
+    ]
+    assert failed == []
+
+
+def test_pending_job_shows_slurms_reason(slurm_daemon: DaemonProc) -> None:
+    # the first job takes all 8 CPUs of the node; the second waits for Resources
+    wf = slurm_daemon.submit(
+        textwrap.dedent("""
+        name: pending
+        jobs:
+          big: {executor: slurm, run: 'sleep 3', resources: {cpus: 8}}
+          small: {executor: slurm, run: 'true', resources: {cpus: 1, extra: ["--begin=now+1"]}}
+    """)
+    )
+    event = slurm_daemon.wait_for_event(
+        wf,
+        lambda e: (
+            e["kind"] == "job.state"
+            and e["job"] == "small"
+            and e["data"]["state"] == "queued"
+            and e["data"].get("reason") not in (None, "submitted to Slurm")
+        ),
+    )
+    assert event["data"]["reason"] in ("Resources", "Priority", "BeginTime")
+    assert slurm_daemon.wait_final(wf)["state"] == "succeeded"

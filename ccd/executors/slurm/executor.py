@@ -76,18 +76,28 @@ class SlurmAttempt:
         self.exited: asyncio.Future[ExitStatus] = asyncio.get_running_loop().create_future()
         self._grown = Signal()
         self._listeners: list[StateListener] = []
+        self._warn_listeners: list[Callable[[str], None]] = []
         self._seen: JobState | None = None
+        self._reason: str | None = None
         self._missing = 0
         self._poller = poller
         poller.follow(self)
 
+    def on_warning(self, listener: Callable[[str], None]) -> None:
+        self._warn_listeners.append(listener)
+
+    def warn(self, message: str) -> None:
+        for listener in self._warn_listeners:
+            listener(message)
+
     def on_state(self, listener: StateListener) -> None:
         self._listeners.append(listener)
         if self._seen is None:
-            listener(JobState.QUEUED, "submitted to Slurm")
+            self._seen, self._reason = JobState.QUEUED, "submitted to Slurm"
+        listener(self._seen, self._reason)
 
     def _tell(self, state: JobState, reason: str | None) -> None:
-        self._seen = state
+        self._seen, self._reason = state, reason
         for listener in self._listeners:
             listener(state, reason)
 
@@ -102,7 +112,7 @@ class SlurmAttempt:
                 reason = (
                     entry.reason if state is JobState.QUEUED and entry.reason != "None" else None
                 )
-                if state is not self._seen:
+                if (state, reason) != (self._seen, self._reason):
                     self._tell(state, reason)
                 return False
             code = self._exit_code()
@@ -170,7 +180,6 @@ class SlurmPoller:
         self._task: asyncio.Task[None] | None = None
         self._to_cancel: list[SlurmAttempt] = []
         self._cancel_task: asyncio.Task[None] | None = None
-        self.warnings: list[str] = []
 
     async def run(self, command: str) -> tuple[int, str, str]:
         result: tuple[int, str, str] = await self._run(command)
@@ -204,11 +213,18 @@ class SlurmPoller:
             )
             if code != 0:
                 # the controller or munge is down: that says nothing about the jobs
-                message = f"squeue failed ({code}): {err.strip() or out.strip()}; retrying"
-                log.warning("%s", message)
-                self.warnings.append(message)
+                if delay == self.interval:  # once per outage, not once per poll
+                    message = (
+                        f"squeue failed ({code}): {err.strip() or out.strip()}; job "
+                        "states are kept and ccd keeps asking"
+                    )
+                    log.warning("%s", message)
+                    for attempt in list(self._attempts.values()):
+                        attempt.warn(message)
                 delay = min(2 * delay, MAX_POLL_BACKOFF)
             else:
+                if delay != self.interval:
+                    log.info("squeue answers again")
                 delay = self.interval
                 entries = parse_squeue(out)
                 for slurm_id, attempt in list(self._attempts.items()):

@@ -70,6 +70,9 @@ class SshAttempt:
         for listener in self._listeners:
             listener(state, reason)
 
+    def on_warning(self, listener: Callable[[str], None]) -> None:
+        return None  # nothing to warn about that is not a state or a log line
+
     def on_state(self, listener: StateListener) -> None:
         self._listeners.append(listener)
 
