@@ -148,3 +148,15 @@ def test_pending_job_shows_slurms_reason(slurm_daemon: DaemonProc) -> None:
     )
     assert event["data"]["reason"] in ("Resources", "Priority", "BeginTime")
     assert slurm_daemon.wait_final(wf)["state"] == "succeeded"
+
+
+def test_timeout_becomes_slurm_time_limit_and_timed_out(slurm_daemon: DaemonProc) -> None:
+    # Slurm counts limits in whole minutes and checks them on a 30 s tick: this
+    # takes 60-90 s, and is the real path (the engine's own timer is off for Slurm).
+    wf = slurm_daemon.submit(
+        "name: tl\njobs:\n  slow: {executor: slurm, run: 'sleep 300', timeout: 1s}\n"
+    )
+    job = slurm_daemon.wait_final(wf)["jobs"][0]
+    assert (job["state"], job["reason"]) == ("timed_out", "timeout")
+    batch = Path(job["handle"]["run_dir"]) / "batch.sh"
+    assert "#SBATCH --time=0-00:01:00" in batch.read_text()
