@@ -37,6 +37,7 @@ import networkx as nx
 from pydantic import ValidationError
 
 from ccd.errors import Problem, SpecError
+from ccd.executors.slurm.model import KNOWN_RESOURCES
 from ccd.markers import compile_progress_regex
 from ccd.spec import cloudmesh
 from ccd.spec.durations import parse_duration
@@ -684,6 +685,20 @@ class _Checker:
                 "wrong-type",
                 f"resources must be a mapping (e.g. {{partition: gpu, mem: 16G}}), "
                 f"not {_what(value)}",
+            )
+        for key in value:
+            if isinstance(key, str) and key not in KNOWN_RESOURCES:
+                raise _Bad(
+                    "unknown-key",
+                    f"unknown resource {key!r}{self.suggest(key, KNOWN_RESOURCES)}; "
+                    f"known: {', '.join(sorted(KNOWN_RESOURCES))}",
+                    (key,),
+                    at_key=True,
+                )
+        extra = value.get("extra", [])
+        if not isinstance(extra, list):
+            raise _Bad(
+                "wrong-type", "resources.extra must be a list of sbatch arguments", ("extra",)
             )
         checked = _plain_data(value, ())
         assert isinstance(checked, dict)

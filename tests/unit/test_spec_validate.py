@@ -323,7 +323,7 @@ jobs:
     executor: slurm
     run: srun hostname
     workdir: /scratch/me
-    resources: {partition: gpu, gres: "gpu:1", time: 01:00:00, mem: 16G, nodes: 2, when: 2024-01-02}
+    resources: {partition: gpu, gres: "gpu:1", time: 01:00:00, mem: 16G, nodes: 2, constraint: 2024-01-02}
   home:
     run: ls
     workdir: ~/runs
@@ -377,7 +377,7 @@ def test_full_workflow(base: Path) -> None:
         "time": "01:00:00",
         "mem": "16G",
         "nodes": 2,
-        "when": "2024-01-02",
+        "constraint": "2024-01-02",
     }
     assert wf.jobs["home"].workdir == os.path.expanduser("~/runs")
     assert wf.jobs["remote-home"].workdir == "~/runs"  # the remote shell's home
@@ -428,9 +428,9 @@ def test_graph(base: Path) -> None:
         ("jobs:\n  a: {run: x, workdir: ../up}\n", "workdir", "PARENT/up"),
         ("jobs:\n  a: {run: x, resources: {}}\n", "resources", {}),
         (
-            "defaults: {resources: {a: 1, b: 2}}\njobs:\n  a: {run: x, resources: {b: 3}}\n",
+            "defaults: {resources: {mem: 1G, qos: low}}\njobs:\n  a: {run: x, resources: {qos: high}}\n",
             "resources",
-            {"a": 1, "b": 3},
+            {"mem": "1G", "qos": "high"},
         ),
         ("jobs:\n  a: &base {run: x, retries: 4}\n  b: {<<: *base, needs: a}\n", "run", "x"),
     ],
