@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 import re
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -85,7 +86,11 @@ def compile_progress_regex(pattern: str) -> Callable[[str], float | None]:
     does not compile or has no group.
     """
     try:
-        regex = re.compile(pattern)
+        with warnings.catch_warnings():
+            # e.g. "Possible nested set": the pattern still compiles and means what
+            # Python says it means; a warning must not become a daemon error
+            warnings.simplefilter("ignore")
+            regex = re.compile(pattern)
     except (re.error, OverflowError, RecursionError, ValueError) as exc:
         raise ValueError(f"progress_regex does not compile: {exc}") from None
     groups = regex.groupindex

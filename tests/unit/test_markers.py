@@ -141,3 +141,10 @@ def test_progress_regex(pattern: str, line: str, value: float | None) -> None:
 def test_bad_progress_regex(pattern: str, words: str) -> None:
     with pytest.raises(ValueError, match=words):
         compile_progress_regex(pattern)
+
+
+def test_progress_regex_with_a_python_warning_still_compiles() -> None:
+    # re warns "Possible nested set" for '[[': with warnings as errors this once
+    # escaped the validator as a FutureWarning (found by the fuzz test)
+    match = compile_progress_regex("([[]+)")
+    assert match("no percent here") is None
