@@ -69,4 +69,6 @@ def test_cut_host_for_20s_loses_and_repeats_no_line(
     assert (status["state"], job["state"], job["exit_code"]) == ("succeeded", "succeeded", 0)
     assert d.log_of(wf, "counter") == "".join(f"line {i}\n" for i in range(1, LINES + 1))
     states = [e["data"]["state"] for e in d.events(wf) if e["kind"] == "job.state"]
-    assert states == ["queued", "running", "unreachable", "running", "succeeded"]
+    # an unreachable job's reason is updated as reconnecting goes on (same state)
+    changes = [s for i, s in enumerate(states) if i == 0 or states[i - 1] != s]
+    assert changes == ["queued", "running", "unreachable", "running", "succeeded"]
