@@ -105,6 +105,8 @@ class JobRun:
     cancel_reason: str | None = None
     #: the reason recorded with the current state
     reason: str | None = None
+    #: loaded from the store by a new daemon: its next attempt may already exist
+    recovered: bool = False
     #: set by a cancel while the job runs (a future: the monitor waits on it directly)
     kill_requested: asyncio.Future[None] = field(
         default_factory=lambda: asyncio.get_running_loop().create_future()
@@ -307,7 +309,7 @@ class WorkflowRun:
                 # From here a cancel must kill what may already be starting, not just
                 # cancel this task (which would leave the launched job behind).
                 jr.running = True
-                attempt = await executor.launch(request)
+                attempt = await self._find_or_launch(jr, executor, request)
             except (LaunchError, MissingOutput) as exc:
                 jr.running = False
                 return Outcome(JobState.FAILED, reason=str(exc))
@@ -319,6 +321,22 @@ class WorkflowRun:
             self._set_state(jr, JobState.RUNNING, handle=attempt.handle)
             return await self._monitor(jr, attempt)
         raise AssertionError("unreachable")  # pragma: no cover - AsyncExitStack swallows nothing
+
+    async def _find_or_launch(
+        self, jr: JobRun, executor: Executor, request: LaunchRequest
+    ) -> Attempt:
+        """Launch the attempt, unless a crashed daemon already did (exactly once)."""
+        if jr.recovered:
+            jr.recovered = False
+            handle = await executor.find(self.id, jr.spec, jr.attempt)
+            if handle is not None:
+                self._warn(
+                    jr,
+                    f"attempt {jr.attempt} was already started by an earlier "
+                    "daemon; adopted it instead of starting it again",
+                )
+                return await executor.adopt(handle)
+        return await executor.launch(request)
 
     async def _adopt(self, jr: JobRun) -> Outcome:
         assert jr.handle is not None
@@ -597,6 +615,7 @@ class Engine:
                 outputs=dict(row["outputs"]),
                 handle=row["handle"],
                 started_at=row["started"],
+                recovered=True,
             )
         return jobs
 

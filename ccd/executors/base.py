@@ -95,4 +95,10 @@ class Executor(Protocol):
         """Re-attach to an attempt launched by an earlier daemon."""
         ...
 
+    async def find(self, workflow_id: str, job: Job, attempt: int) -> dict[str, Any] | None:
+        """The handle of an attempt that was started but never recorded (the daemon
+        died between launch and commit), found where the job protocol put it; None
+        if that attempt never started."""
+        ...
+
     async def close(self) -> None: ...

@@ -20,11 +20,14 @@ from typing import Any
 from ccd.executors.base import ExitStatus, LaunchError, LaunchRequest
 from ccd.executors.filewatch import FileWatch, FileWatcher
 from ccd.executors.follow import follow_file
-from ccd.executors.wrapper import EXIT, LOG, WRAPPER, parse_exit_file, render_wrapper
+from ccd.executors.wrapper import EXIT, LOG, PID, WRAPPER, parse_exit_file, render_wrapper
+from ccd.spec.model import Job
 from ccd.states import JobState
 
 #: how long a log reader waits for a new job to end before it asks inotify to watch
 FIRST_WAIT = 0.05
+#: how long `find` waits for a just-spawned wrapper to write its pid
+FIND_PID_WAIT = 1.0
 #: while waiting for a process group to empty after TERM
 GROUP_CHECK_INTERVAL = 0.05
 _DEFAULT_SIGNALS = (signal.SIGPIPE, signal.SIGXFSZ)  # Python ignores these; jobs must not
@@ -216,6 +219,23 @@ class LocalExecutor:
         except OSError as exc:
             raise LaunchError(f"cannot start the job on localhost: {exc}") from exc
         return LocalAttempt(run_dir, pid, self._watcher, child=True)
+
+    async def find(self, workflow_id: str, job: Job, attempt: int) -> dict[str, Any] | None:
+        run_dir = run_dir_for(self.runs_root, workflow_id, job.name, attempt)
+        if not (run_dir / WRAPPER).exists():
+            return None
+        # the wrapper writes its pid first thing: give one that was just spawned a moment
+        deadline = time.monotonic() + FIND_PID_WAIT
+        while True:
+            try:
+                pid = int((run_dir / PID).read_text().strip())
+            except (FileNotFoundError, ValueError):
+                pid = 0
+            if pid:
+                return {"executor": "local", "run_dir": str(run_dir), "pid": pid}
+            if time.monotonic() > deadline:
+                return None  # prepared, never started
+            await asyncio.sleep(0.05)  # another process's file: look again shortly
 
     async def adopt(self, handle: dict[str, Any]) -> LocalAttempt:
         run_dir = Path(handle["run_dir"])

@@ -33,6 +33,7 @@ from ccd.executors.slurm.model import (
     queue_state,
 )
 from ccd.executors.wrapper import EXIT, LOG, parse_exit_file, render_wrapper
+from ccd.spec.model import Job
 from ccd.states import JobState
 
 log = logging.getLogger(__name__)
@@ -314,6 +315,25 @@ class SlurmExecutor:
             "name": name,
         }
         return SlurmAttempt(poller, slurm_id, run_dir, handle)
+
+    async def find(self, workflow_id: str, job: Job, attempt: int) -> dict[str, Any] | None:
+        run_dir = self._config.runs_dir / workflow_id / job.name / str(attempt)
+        if not (run_dir / BATCH).exists():
+            return None
+        # the job name encodes the attempt: sbatch may have taken it before we died
+        name = job_name(workflow_id, job.name, attempt)
+        poller = self.poller(job.host)
+        code, out, _ = await poller.run(f"squeue -h -t all --me -n {shlex.quote(name)} -o %i")
+        ids = out.split()
+        if code != 0 or not ids:
+            return None
+        return {
+            "executor": "slurm",
+            "host": job.host,
+            "run_dir": str(run_dir),
+            "slurm_id": ids[0],
+            "name": name,
+        }
 
     async def adopt(self, handle: dict[str, Any]) -> SlurmAttempt:
         poller = self.poller(str(handle["host"]))

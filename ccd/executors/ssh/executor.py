@@ -26,6 +26,7 @@ from ccd.executors.base import ExitStatus, LaunchError, LaunchRequest
 from ccd.executors.follow import CHUNK, Signal, follow_file
 from ccd.executors.ssh.link import HostLink
 from ccd.executors.wrapper import EXIT, LOG, PID, WRAPPER, parse_exit_file, render_wrapper
+from ccd.spec.model import Job
 from ccd.states import JobState
 
 log = logging.getLogger(__name__)
@@ -260,6 +261,24 @@ class SshExecutor:
             await sftp.put(local, remote)
         except (OSError, asyncssh.SFTPError) as exc:
             raise LaunchError(f"cannot upload {local} to '{link.name}': {exc}") from exc
+
+    async def find(self, workflow_id: str, job: Job, attempt: int) -> dict[str, Any] | None:
+        link = self.link(job.host)
+        await link.ready(fail_fast=False)
+        root = link.remote_path(link.cfg.workdir or DEFAULT_REMOTE_ROOT)
+        remote_dir = str(PurePosixPath(root, workflow_id, job.name, str(attempt)))
+        result = await link.run(f"cat {shlex.quote(remote_dir)}/{PID} 2>/dev/null; true")
+        pid = str(result.stdout).strip()
+        if not pid.isdigit():
+            return None
+        local_dir = self._config.runs_dir / workflow_id / job.name / str(attempt)
+        return {
+            "executor": "ssh",
+            "host": job.host,
+            "run_dir": remote_dir,
+            "local_dir": str(local_dir),
+            "pid": int(pid),
+        }
 
     async def adopt(self, handle: dict[str, Any]) -> SshAttempt:
         link = self.link(str(handle["host"]))

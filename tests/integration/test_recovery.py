@@ -1,0 +1,78 @@
+"""Daemon crashes: nothing is launched twice, nothing is lost."""
+
+from __future__ import annotations
+
+import signal
+import sqlite3
+import textwrap
+from pathlib import Path
+
+from tests.conftest import DaemonProc, proc_alive
+
+
+def test_attempt_started_but_not_recorded_is_adopted_not_relaunched(
+    daemon: DaemonProc, tmp_path: Path
+) -> None:
+    ledger, gate = tmp_path / "ledger", tmp_path / "gate"
+    wf = daemon.submit(
+        textwrap.dedent(f"""
+        name: once
+        jobs:
+          only:
+            run: 'echo "start $CCD_ATTEMPT" >> {ledger}; while [ ! -e {gate} ]; do sleep 0.05; done'
+    """)
+    )
+    running = daemon.wait_for_event(
+        wf, lambda e: e["kind"] == "job.state" and e["data"]["state"] == "running"
+    )
+    pid = running["data"]["handle"]["pid"]
+    daemon.stop(signal.SIGKILL)
+    # The crash window: the job was spawned, its running event never committed.
+    db = sqlite3.connect(daemon.state_dir / "ccd.db")
+    with db:
+        db.execute("DELETE FROM events WHERE seq >= ?", (running["seq"],))
+        db.execute(
+            "UPDATE jobs SET state='queued', attempt=0, handle=NULL, started=NULL "
+            "WHERE workflow_id=? AND name='only'",
+            (wf,),
+        )
+    db.close()
+    assert proc_alive(pid)
+    daemon.start()
+    adopted = daemon.wait_for_event(wf, lambda e: e["kind"] == "job.warning")
+    assert "adopted it instead of starting it again" in adopted["data"]["message"]
+    gate.touch()
+    status = daemon.wait_final(wf)
+    job = status["jobs"][0]
+    assert (job["state"], job["attempt"], job["handle"]["pid"]) == ("succeeded", 1, pid)
+    assert ledger.read_text() == "start 1\n"
+
+
+def test_prepared_but_never_started_attempt_is_launched(daemon: DaemonProc, tmp_path: Path) -> None:
+    gate = tmp_path / "gate"
+    wf = daemon.submit(
+        textwrap.dedent(f"""
+        name: prep
+        jobs:
+          first: {{run: 'while [ ! -e {gate} ]; do sleep 0.05; done'}}
+          then: {{needs: [first], run: 'echo ran'}}
+    """)
+    )
+    daemon.wait_for_event(
+        wf,
+        lambda e: (
+            e["kind"] == "job.state" and e["job"] == "first" and e["data"]["state"] == "running"
+        ),
+    )
+    daemon.stop(signal.SIGKILL)
+    # a run directory with a wrapper but no pid: a daemon that died before the spawn
+    run_dir = daemon.state_dir / "runs" / wf / "then" / "1"
+    run_dir.mkdir(parents=True)
+    (run_dir / "wrapper.sh").write_text("#!/bin/sh\nexit 99\n")
+    daemon.start()
+    gate.touch()
+    status = daemon.wait_final(wf)
+    jobs = {j["name"]: j for j in status["jobs"]}
+    assert status["state"] == "succeeded", status
+    assert (jobs["then"]["attempt"], jobs["then"]["exit_code"]) == (1, 0)
+    assert daemon.log_of(wf, "then") == "ran\n"
