@@ -8,6 +8,9 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Protocol
 
+from ccd.executors.base import ExitStatus
+from ccd.states import JobState
+
 #: bytes read per wake-up before yielding to the loop
 CHUNK = 256 * 1024
 
@@ -54,3 +57,58 @@ async def follow_file(
             await waker.wait()
     finally:
         os.close(fd)
+
+
+StateListener = Callable[[JobState, str | None], None]
+WarningListener = Callable[[str], None]
+
+
+class PolledAttempt:
+    """The half of an attempt that a poller drives (SSH hosts, Slurm clusters).
+
+    The poller appends to the local log (or Slurm writes it) and calls `grown`;
+    it ends the attempt with `finish`, and reports states and warnings through
+    `tell` and `warn`.  The engine's side (`wait`, `log_chunks`, listeners) is
+    the same for every such executor.
+    """
+
+    enforces_timeout = False
+
+    def __init__(self, log_path: Path) -> None:
+        self.log_path = log_path
+        self.exited: asyncio.Future[ExitStatus] = asyncio.get_running_loop().create_future()
+        self._grown = Signal()
+        self._state_listeners: list[StateListener] = []
+        self._warning_listeners: list[WarningListener] = []
+
+    def on_state(self, listener: StateListener) -> None:
+        self._state_listeners.append(listener)
+
+    def on_warning(self, listener: WarningListener) -> None:
+        self._warning_listeners.append(listener)
+
+    def tell(self, state: JobState, reason: str | None) -> None:
+        for listener in self._state_listeners:
+            listener(state, reason)
+
+    def warn(self, message: str) -> None:
+        for listener in self._warning_listeners:
+            listener(message)
+
+    def grown(self) -> None:
+        self._grown.set()
+
+    def settle(self, status: ExitStatus) -> bool:
+        """Resolve `exited` (once); True if this call did."""
+        if self.exited.done():
+            return False
+        self.exited.set_result(status)
+        self._grown.set()  # the log reader's final read
+        return True
+
+    async def wait(self) -> ExitStatus:
+        return await asyncio.shield(self.exited)
+
+    async def log_chunks(self) -> AsyncIterator[bytes]:
+        async for chunk in follow_file(self.log_path, self._grown, self.exited.done):
+            yield chunk

@@ -14,13 +14,13 @@ import contextlib
 import logging
 import shlex
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from ccd.config import DaemonConfig
 from ccd.executors.base import ExitStatus, LaunchError, LaunchRequest
-from ccd.executors.follow import Signal, follow_file
+from ccd.executors.follow import PolledAttempt, StateListener
 from ccd.executors.slurm.model import (
     SQUEUE_FORMAT,
     DirectiveError,
@@ -49,8 +49,6 @@ GRACE_POLLS = 3
 #: every job of this user, finished ones too while Slurm remembers them (MinJobAge)
 SQUEUE_COMMAND = f"squeue -h -t all --me -o {shlex.quote(SQUEUE_FORMAT)}"
 
-StateListener = Callable[[JobState, str | None], None]
-
 
 async def run_local(command: str, stdin: str | None = None) -> tuple[int, str, str]:
     """Run a shell command on this machine (the cluster's login node)."""
@@ -64,7 +62,7 @@ async def run_local(command: str, stdin: str | None = None) -> tuple[int, str, s
     return proc.returncode or 0, out.decode(errors="replace"), err.decode(errors="replace")
 
 
-class SlurmAttempt:
+class SlurmAttempt(PolledAttempt):
     enforces_timeout = True
 
     def __init__(
@@ -72,40 +70,28 @@ class SlurmAttempt:
     ) -> None:
         self.slurm_id = slurm_id
         self.run_dir = run_dir
-        self.log_path = run_dir / LOG
+        super().__init__(run_dir / LOG)
         self.handle = handle
-        self.exited: asyncio.Future[ExitStatus] = asyncio.get_running_loop().create_future()
-        self._grown = Signal()
-        self._listeners: list[StateListener] = []
-        self._warn_listeners: list[Callable[[str], None]] = []
         self._seen: JobState | None = None
         self._reason: str | None = None
         self._missing = 0
         self._poller = poller
         poller.follow(self)
 
-    def on_warning(self, listener: Callable[[str], None]) -> None:
-        self._warn_listeners.append(listener)
-
-    def warn(self, message: str) -> None:
-        for listener in self._warn_listeners:
-            listener(message)
-
     def on_state(self, listener: StateListener) -> None:
-        self._listeners.append(listener)
+        super().on_state(listener)
         if self._seen is None:
             self._seen, self._reason = JobState.QUEUED, "submitted to Slurm"
         listener(self._seen, self._reason)
 
     def _tell(self, state: JobState, reason: str | None) -> None:
         self._seen, self._reason = state, reason
-        for listener in self._listeners:
-            listener(state, reason)
+        self.tell(state, reason)
 
     # -- the poller's side ------------------------------------------------------------
     def update(self, entry: QueueEntry | None) -> bool:
         """Apply what squeue said (None: not listed). True once the attempt is final."""
-        self._grown.set()  # the log may have grown: let the reader look
+        self.grown()  # the log may have grown: let the reader look
         if entry is not None:
             self._missing = 0
             state = queue_state(entry.state)
@@ -147,20 +133,11 @@ class SlurmAttempt:
             return None
 
     def _finish(self, status: ExitStatus) -> bool:
-        if not self.exited.done():
-            self.exited.set_result(status)
-            self._grown.set()
+        if self.settle(status):
             self._poller.unfollow(self)
         return True
 
     # -- the engine's side -------------------------------------------------------------
-    async def wait(self) -> ExitStatus:
-        return await asyncio.shield(self.exited)
-
-    async def log_chunks(self) -> AsyncIterator[bytes]:
-        async for chunk in follow_file(self.log_path, self._grown, self.exited.done):
-            yield chunk
-
     async def kill(self, grace: float) -> None:
         await self._poller.cancel(self)
         with contextlib.suppress(TimeoutError):

@@ -15,7 +15,6 @@ import logging
 import os
 import shlex
 import time
-from collections.abc import AsyncIterator, Callable
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -23,7 +22,7 @@ import asyncssh
 
 from ccd.config import DaemonConfig
 from ccd.executors.base import ExitStatus, LaunchError, LaunchRequest
-from ccd.executors.follow import CHUNK, Signal, follow_file
+from ccd.executors.follow import CHUNK, PolledAttempt
 from ccd.executors.ssh.link import HostLink
 from ccd.executors.wrapper import EXIT, LOG, PID, WRAPPER, parse_exit_file, render_wrapper
 from ccd.spec.model import Job
@@ -35,10 +34,8 @@ DEFAULT_REMOTE_ROOT = "~/.ccd/runs"
 #: how often (in polls) the poller checks that a wrapper with no exit file still lives
 LIVENESS_EVERY = 10
 
-StateListener = Callable[[JobState, str | None], None]
 
-
-class SshAttempt:
+class SshAttempt(PolledAttempt):
     def __init__(
         self, link: HostLink, remote_dir: str, local_dir: Path, pid: int, handle: dict[str, Any]
     ) -> None:
@@ -47,16 +44,13 @@ class SshAttempt:
         self.local_dir = local_dir
         self.pid = pid
         self.handle = handle
-        self.log_path = local_dir / LOG
+        super().__init__(local_dir / LOG)
         local_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         self._mirror = os.open(self.log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         self.offset = os.fstat(self._mirror).st_size
-        self.exited: asyncio.Future[ExitStatus] = asyncio.get_running_loop().create_future()
-        self._grown = Signal()
         self._remote_log: asyncssh.SFTPClientFile | None = None
         self._log_generation = -1
         self._polls = 0
-        self._listeners: list[StateListener] = []
         self._poll_lock = asyncio.Lock()
         link.follow(remote_dir, self)
 
@@ -64,18 +58,8 @@ class SshAttempt:
         return f"<ssh attempt {self.link.name}:{self.remote_dir}>"
 
     # -- the poller's side ------------------------------------------------------------
-    enforces_timeout = False
-
     def reachability(self, reachable: bool, reason: str | None) -> None:
-        state = JobState.RUNNING if reachable else JobState.UNREACHABLE
-        for listener in self._listeners:
-            listener(state, reason)
-
-    def on_warning(self, listener: Callable[[str], None]) -> None:
-        return None  # nothing to warn about that is not a state or a log line
-
-    def on_state(self, listener: StateListener) -> None:
-        self._listeners.append(listener)
+        self.tell(JobState.RUNNING if reachable else JobState.UNREACHABLE, reason)
 
     async def poll(self, sftp: asyncssh.SFTPClient) -> None:
         if self.exited.done():
@@ -127,7 +111,7 @@ class SshAttempt:
                 return
             os.write(self._mirror, data)
             self.offset += len(data)
-            self._grown.set()
+            self.grown()
             if len(data) < CHUNK:
                 return
 
@@ -144,8 +128,7 @@ class SshAttempt:
         if status.exit_code is not None:
             # a local copy of the exit file, so local readers need not ask the host
             (self.local_dir / EXIT).write_text(f"{status.exit_code}\n")
-        self.exited.set_result(status)
-        self._grown.set()
+        self.settle(status)
         if self._remote_log is not None:
             handle, self._remote_log = self._remote_log, None
             # closing needs the connection, which may be gone: do not wait long
@@ -153,13 +136,6 @@ class SshAttempt:
                 await asyncio.wait_for(handle.close(), 5)
 
     # -- the engine's side -------------------------------------------------------------
-    async def wait(self) -> ExitStatus:
-        return await asyncio.shield(self.exited)
-
-    async def log_chunks(self) -> AsyncIterator[bytes]:
-        async for chunk in follow_file(self.log_path, self._grown, self.exited.done):
-            yield chunk
-
     async def kill(self, grace: float) -> None:
         if self.exited.done():
             return
