@@ -77,6 +77,21 @@ class Outcome:
     exit_code: int | None = None
 
 
+#: batch-system reasons that are their own failure kinds for ``retry_on``
+_BATCH_KINDS = frozenset({"oom", "node_fail", "preempted", "boot_fail"})
+
+
+def failure_kind(outcome: Outcome) -> str:
+    """What a failed attempt failed of (one of RETRY_KINDS)."""
+    if outcome.state is JobState.TIMED_OUT:
+        return "timeout"
+    if outcome.reason is not None and outcome.reason in _BATCH_KINDS:
+        return outcome.reason
+    if outcome.exit_code is None and outcome.reason and outcome.reason.startswith("lost"):
+        return "lost"
+    return "exit"
+
+
 def _why(outcome: Outcome) -> str:
     if outcome.reason:
         return outcome.reason
@@ -266,6 +281,9 @@ class WorkflowRun:
         while outcome.state in (JobState.FAILED, JobState.TIMED_OUT):
             if jr.attempt > jr.spec.retries:
                 break
+            kind = failure_kind(outcome)
+            if jr.spec.retry_on is not None and kind not in jr.spec.retry_on:
+                break  # a failure the user did not ask to retry
             retry = jr.attempt  # 1-based number of the retry about to happen
             delay = jr.spec.retry_delay * jr.spec.retry_backoff ** (retry - 1)
             self._set_state(

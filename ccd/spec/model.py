@@ -17,6 +17,11 @@ from pydantic import BaseModel, ConfigDict, Field
 JOB_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
 
 
+#: what a failed attempt failed of, for ``retry_on``: a timeout, a non-zero exit,
+#: a lost job, and the batch system's own outcomes
+RETRY_KINDS = ("timeout", "exit", "lost", "oom", "node_fail", "preempted", "boot_fail")
+
+
 class ExecutorKind(StrEnum):
     LOCAL = "local"
     SSH = "ssh"
@@ -40,6 +45,8 @@ class Job(BaseModel):
     #: seconds before the first retry; later retries multiply by ``retry_backoff``
     retry_delay: float = 1.0
     retry_backoff: float = 2.0
+    #: failure kinds that are retried (see RETRY_KINDS); None: every failure
+    retry_on: list[str] | None = None
     #: seconds; None means no limit
     timeout: float | None = None
     env: dict[str, str] = Field(default_factory=dict)

@@ -42,7 +42,7 @@ from ccd.markers import compile_progress_regex
 from ccd.spec import cloudmesh
 from ccd.spec.durations import parse_duration
 from ccd.spec.loader import MAX_BYTES, PathKey, PositionLookup, load_yaml, too_large
-from ccd.spec.model import JOB_NAME_PATTERN, ExecutorKind, Job, Workflow
+from ccd.spec.model import JOB_NAME_PATTERN, RETRY_KINDS, ExecutorKind, Job, Workflow
 
 __all__ = ["load_workflow_file", "load_workflow_text", "workflow_graph"]
 
@@ -62,6 +62,7 @@ JOB_KEYS: Final = (
     "retries",
     "retry_delay",
     "retry_backoff",
+    "retry_on",
     "timeout",
     "env",
     "workdir",
@@ -202,6 +203,7 @@ class _Checker:
             "retries": self._retries,
             "retry_delay": self._retry_delay,
             "retry_backoff": self._retry_backoff,
+            "retry_on": self._retry_on,
             "timeout": self._timeout,
             "env": self._env,
             "workdir": self._workdir,
@@ -621,6 +623,23 @@ class _Checker:
         if value < 0:
             raise _Bad("negative-number", "retries cannot be negative; use 0 for no retries")
         return value
+
+    def _retry_on(self, value: object) -> list[str]:
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise _Bad(
+                "wrong-type",
+                f"retry_on must be a list of failure kinds ({', '.join(RETRY_KINDS)}), "
+                f"not {_what(value)}",
+            )
+        for index, kind in enumerate(value):
+            if kind not in RETRY_KINDS:
+                raise _Bad(
+                    "bad-value",
+                    f"unknown failure kind {kind!r}{self.suggest(kind, RETRY_KINDS)}; "
+                    f"use {', '.join(RETRY_KINDS)}",
+                    (index,),
+                )
+        return list(value)
 
     def _retry_delay(self, value: object) -> float:
         return _duration(value, "retry_delay")

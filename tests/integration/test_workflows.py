@@ -444,3 +444,20 @@ def test_oversized_output_is_refused_with_advice(daemon: DaemonProc) -> None:
     assert job["outputs"] == {"small": "1"}
     warnings = [e["data"]["message"] for e in daemon.events(wf) if e["kind"] == "job.warning"]
     assert any("64 KiB" in w and "path" in w for w in warnings), warnings
+
+
+def test_retry_on_retries_only_the_listed_failures(daemon: DaemonProc) -> None:
+    wf = daemon.submit(
+        textwrap.dedent("""
+        name: retry-on
+        defaults: {retries: 2, retry_delay: 0.01, retry_on: [timeout]}
+        jobs:
+          exits: {run: 'exit 1'}
+          times-out-once:
+            run: '[ "$CCD_ATTEMPT" -ge 2 ] || sleep 60; echo ok'
+            timeout: 1s
+    """)
+    )
+    jobs = {j["name"]: j for j in daemon.wait_final(wf)["jobs"]}
+    assert (jobs["exits"]["state"], jobs["exits"]["attempt"]) == ("failed", 1)
+    assert (jobs["times-out-once"]["state"], jobs["times-out-once"]["attempt"]) == ("succeeded", 2)
