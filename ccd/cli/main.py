@@ -332,6 +332,53 @@ def daemon_start() -> None:
     print(f"ccd started (pid {pid}) on {c.socket_path}")
 
 
+@daemon_app.command("install")
+def daemon_install(
+    socket_activation: Annotated[
+        bool, typer.Option("--socket", help="Also install ccd.socket (start ccd on demand).")
+    ] = False,
+    directory: Annotated[
+        Path | None,
+        typer.Option(help="Where to write the units (default: ~/.config/systemd/user)."),
+    ] = None,
+) -> None:
+    """Install ccd as a systemd user service (and optionally its socket)."""
+    import getpass
+    import shlex
+
+    from ccd.daemon.units import SOCKET, linger, render_service
+
+    target = (
+        directory
+        or Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config") / "systemd" / "user"
+    )
+    target.mkdir(parents=True, exist_ok=True)
+    # the interpreter that runs this ccctl: right for venvs and --user installs alike
+    exec_start = f"{shlex.quote(sys.executable)} -m ccd.daemon.main run"
+    (target / "ccd.service").write_text(render_service(exec_start))
+    written = ["ccd.service"]
+    if socket_activation:
+        (target / "ccd.socket").write_text(SOCKET)
+        written.append("ccd.socket")
+    unit = "ccd.socket" if socket_activation else "ccd.service"
+    print(f"wrote {', '.join(str(target / name) for name in written)}")
+    print(f"enable it with: systemctl --user daemon-reload && systemctl --user enable --now {unit}")
+    user = getpass.getuser()
+    state = linger(user)
+    if state.enabled is False:
+        print(
+            f"warning: lingering is off for {user}: the service stops at your last logout; "
+            f"turn it on with: loginctl enable-linger {user}",
+            file=sys.stderr,
+        )
+    elif state.enabled is None:
+        print(
+            f"warning: could not check lingering ({state.detail}); without it the service "
+            f"stops at your last logout: loginctl enable-linger {user}",
+            file=sys.stderr,
+        )
+
+
 @daemon_app.command("stop")
 def daemon_stop(
     timeout: Annotated[float, typer.Option(help="Seconds to wait for it to exit.")] = 15.0,

@@ -128,3 +128,55 @@ def test_overlong_socket_path_is_a_clear_error(ccd_env: dict[str, str], length: 
     _, err = proc.communicate(timeout=WAIT)
     assert proc.returncode == 1
     assert b"longer than" in err and b"Traceback" not in err
+
+
+def test_repository_units_are_the_rendered_templates() -> None:
+    from ccd.daemon.units import SOCKET, render_service
+
+    assert (ROOT / "systemd" / "ccd.service").read_text() == render_service()
+    assert (ROOT / "systemd" / "ccd.socket").read_text() == SOCKET
+
+
+def test_daemon_install_writes_units_that_verify(ccd_env: dict[str, str], tmp_path: Path) -> None:
+    target = tmp_path / "units"
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "ccd.cli",
+            "daemon",
+            "install",
+            "--socket",
+            "--directory",
+            str(target),
+        ],
+        env={**os.environ, **ccd_env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    service = (target / "ccd.service").read_text()
+    assert f"ExecStart={sys.executable} -m ccd.daemon.main run" in service
+    assert "ListenStream=%t/ccd/ccd.sock" in (target / "ccd.socket").read_text()
+    assert "systemctl --user enable --now ccd.socket" in result.stdout
+    # no systemd as PID 1 here: lingering cannot be asked, and the user is told
+    assert "loginctl enable-linger" in result.stderr
+    runtime = tempfile.mkdtemp(prefix="ccd-sd-")
+    verify = subprocess.run(
+        [
+            "systemd-analyze",
+            "--user",
+            "verify",
+            str(target / "ccd.socket"),
+            str(target / "ccd.service"),
+        ],
+        env={**os.environ, "XDG_RUNTIME_DIR": runtime},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    shutil.rmtree(runtime, ignore_errors=True)
+    assert verify.returncode == 0, verify.stderr
+    assert verify.stdout.strip() == "" and verify.stderr.strip() == "", verify.stderr
