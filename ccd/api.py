@@ -21,7 +21,7 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ccd import __version__
-from ccd.errors import CcdError, Conflict, NotFound
+from ccd.errors import CcdError, NotFound
 from ccd.executors.base import LaunchError
 from ccd.executors.wrapper import EXIT, LOG
 from ccd.spec.model import Workflow
@@ -332,6 +332,3 @@ async def _workflow_final(daemon: Daemon, workflow_id: str) -> bool:
         return False
     row = await daemon.store.find_workflow(workflow_id)
     return row is None or row["state"] != "running"
-
-
-__all__ = ["Conflict", "create_app"]

@@ -111,9 +111,14 @@ class Client:
             conn.close()
         return json.loads(data) if data else None
 
-    def stream(self, path: str, params: dict[str, Any] | None = None) -> Iterator[bytes]:
+    def stream(
+        self,
+        path: str,
+        params: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> Iterator[bytes]:
         """Yield the body of a streaming response as it arrives (no timeout)."""
-        conn, response = self._open("GET", path, params, None, None, None)
+        conn, response = self._open("GET", path, params, None, headers, None)
         try:
             while True:
                 chunk = response.read1(65536)

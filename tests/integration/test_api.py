@@ -93,7 +93,6 @@ def test_log_from_an_offset_and_events_as_sse(daemon: DaemonProc) -> None:
         daemon.client.stream(path_of("workflows", wf, "jobs", "a", "log"), {"offset": 6})
     )
     assert rest == b"world\n"
-    conn_body = daemon.client.call  # plain NDJSON first
     lines = [
         json.loads(x)
         for x in daemon.client.stream_lines(path_of("workflows", wf, "events"))
@@ -108,7 +107,15 @@ def test_log_from_an_offset_and_events_as_sse(daemon: DaemonProc) -> None:
         if x.strip()
     ]
     assert [e["seq"] for e in later] == [e["seq"] for e in lines[3:]]
-    assert conn_body is not None
+    # the same events as Server-Sent Events for a browser
+    sse = b"".join(
+        daemon.client.stream(
+            path_of("workflows", wf, "events"), headers={"Accept": "text/event-stream"}
+        )
+    ).decode()
+    blocks = [b for b in sse.split("\n\n") if b]
+    assert [b.splitlines()[0] for b in blocks] == [f"id: {e['seq']}" for e in lines]
+    assert [json.loads(b.splitlines()[1].removeprefix("data: ")) for b in blocks] == lines
 
 
 def test_workflow_found_by_name_is_the_newest(daemon: DaemonProc) -> None:

@@ -302,4 +302,4 @@ class SshExecutor:
         self._links.clear()
 
 
-__all__ = ["PID", "SshAttempt", "SshExecutor"]
+__all__ = ["SshAttempt", "SshExecutor"]
