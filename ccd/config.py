@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from ccd import paths
 from ccd.errors import CcdError
@@ -29,6 +29,16 @@ class SlurmSettings(BaseModel):
     sacct: Literal["auto", "yes", "no"] = "auto"
     #: job ids per scancel call
     max_scancel_batch: int = Field(default=100, ge=1)
+    #: ccd's jobs in the cluster's queue at once (sites cap submissions: MaxSubmitJobs)
+    max_jobs: int = Field(default=5000, ge=1)
+
+    @field_validator("sacct", mode="before")
+    @classmethod
+    def _yaml_boolean(cls, value: Any) -> Any:
+        # YAML reads an unquoted `sacct: yes` / `no` as a boolean
+        if isinstance(value, bool):
+            return "yes" if value else "no"
+        return value
 
 
 class HostConfig(BaseModel):

@@ -21,7 +21,7 @@ import pytest
 from ccd.cli.client import Client, path_of
 
 #: real sshd hosts and network-namespace labs, for the SSH tests
-pytest_plugins = ["tests.sshd", "tests.netns", "tests.slurm"]
+pytest_plugins = ["tests.sshd", "tests.netns", "tests.slurm", "tests.slurmdbd"]
 
 ROOT = Path(__file__).resolve().parent.parent
 #: how long a test waits for something that should take well under a second

@@ -6,8 +6,10 @@ cd "$(dirname "$0")/.."
 
 # System tools the tests use for real: Graphviz (ccctl graph), tmux (the live view),
 # systemd-analyze (offline check of the user unit), sshd (SSH executor), ip (netns faults),
-# a single-node Slurm with munge (Slurm executor, tests/slurm.py).
-packages=(graphviz tmux systemd openssh-server iproute2 slurmctld slurmd slurm-client munge)
+# a single-node Slurm with munge (Slurm executor, tests/slurm.py), and its accounting:
+# slurmdbd on MariaDB (the sacct path, tests/slurmdbd.py).
+packages=(graphviz tmux systemd openssh-server iproute2 slurmctld slurmd slurm-client munge
+  slurmdbd mariadb-server)
 missing=()
 for pkg in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")

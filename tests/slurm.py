@@ -154,6 +154,15 @@ def _port_free(port: int) -> bool:
         return True
 
 
+def _setting(line: str) -> str | None:
+    """The key of a one-setting slurm.conf line (`MinJobAge=2`); None for comments and
+    lines of several settings (`PartitionName=x Nodes=…`), which never replace another."""
+    key, sep, value = line.strip().partition("=")
+    if not sep or not key or key.startswith("#") or any(c.isspace() for c in key + value):
+        return None
+    return key.lower()  # slurm.conf keys are case-insensitive
+
+
 @dataclass
 class SlurmCluster:
     """One single-node cluster in its slot directory; every command reads `conf`."""
@@ -173,6 +182,9 @@ class SlurmCluster:
     pids: dict[str, int] = field(default_factory=dict)
     _children: list[subprocess.Popen[bytes]] = field(default_factory=list, repr=False)
     _lock_fd: int | None = field(default=None, repr=False)
+    #: run by `start_fresh` once munged answers, before slurmctld starts (e.g. start the
+    #: slurmdbd a fresh slurmctld with accounting cannot start without)
+    before_controller: Callable[[SlurmCluster], None] | None = field(default=None, repr=False)
 
     # -- files ---------------------------------------------------------------------------
     @property
@@ -240,9 +252,12 @@ class SlurmCluster:
             f"SlurmdPidFile={d}/slurmd.pid",
             f"SlurmctldLogFile={logs}/slurmctld.log",
             f"SlurmdLogFile={logs}/slurmd.log",
-            *self.extra_conf,
         ]
-        return "\n".join(lines) + "\n"
+        # an extra `Key=Value` line replaces the base line of that key (MinJobAge=2,
+        # AccountingStorageType=…); other extra lines are added at the end
+        replaced = {key for line in self.extra_conf if (key := _setting(line)) is not None}
+        lines = [line for line in lines if _setting(line) not in replaced]
+        return "\n".join([*lines, *self.extra_conf]) + "\n"
 
     # -- commands ------------------------------------------------------------------------
     def run(
@@ -513,6 +528,8 @@ class SlurmCluster:
         self.conf.write_text(self.render_conf())
         self.conf.chmod(0o644)  # read by the plain user's sbatch too
         self.start_munge()
+        if self.before_controller is not None:
+            self.before_controller(self)
         self.start_controller()
         self.start_slurmd()
 
@@ -569,9 +586,20 @@ def _lock_slot(slot: int) -> int | None:
     return fd
 
 
-def open_cluster(extra_conf: Sequence[str] = (), slot: int | None = None) -> SlurmCluster:
+def open_cluster(
+    extra_conf: Sequence[str] = (),
+    slot: int | None = None,
+    *,
+    fresh: bool = False,
+    before_controller: Callable[[SlurmCluster], None] | None = None,
+) -> SlurmCluster:
     """A started cluster in the first free slot (or in `slot`): the one already running
-    there if it is healthy and configured as we would, else a fresh one."""
+    there if it is healthy and configured as we would (unless `fresh`), else a fresh one.
+
+    `extra_conf`: more slurm.conf lines; a `Key=Value` line replaces the base line of
+    that key.  `fresh`: never reuse what runs in the slot (e.g. a cluster whose saved
+    state would not match a new accounting database).  `before_controller`: see
+    `SlurmCluster.before_controller`."""
     require_slurm_tool(SLURMD, "slurmd")
     BASE.mkdir(mode=0o755, exist_ok=True)
     BASE.chmod(0o755)  # the plain user's sbatch reads slurm.conf below it
@@ -592,12 +620,13 @@ def open_cluster(extra_conf: Sequence[str] = (), slot: int | None = None) -> Slu
             slurmd_port=FIRST_PORT + 2 * n + 1,
             extra_conf=tuple(extra_conf),
             _lock_fd=fd,
+            before_controller=before_controller,
         )
         with contextlib.suppress(FileNotFoundError, ValueError):
             saved = json.loads((directory / "pids.json").read_text())
             cluster.pids = {role: int(pid) for role, pid in saved.items()}
         try:
-            if cluster.healthy():
+            if not fresh and cluster.healthy():
                 cluster.reused = True
                 cluster.cancel_all()  # jobs of the session that left it running
                 cluster.wait_idle()

@@ -68,6 +68,8 @@ class Attempt(Protocol):
 
     #: True when the batch system enforces the job's time limit itself
     enforces_timeout: bool
+    #: the job's state once launched: running, or queued in a batch system
+    launched_state: JobState
 
     def on_state(self, listener: Callable[[JobState, str | None], None]) -> None:
         """Call `listener(state, reason)` when the executor sees the attempt change:

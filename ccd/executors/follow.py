@@ -73,6 +73,7 @@ class PolledAttempt:
     """
 
     enforces_timeout = False
+    launched_state = JobState.RUNNING
 
     def __init__(self, log_path: Path) -> None:
         self.log_path = log_path

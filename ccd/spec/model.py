@@ -28,6 +28,24 @@ class ExecutorKind(StrEnum):
     SLURM = "slurm"
 
 
+class ArrayElement(BaseModel):
+    """One element of a job written with ``array:`` (a parameter sweep)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    #: the job's name as written; its elements are ``group[0]``, ``group[1]``, …
+    group: str
+    index: int
+    #: the element's value (``array: [a, b]``), or its index as text (``array: N``)
+    value: str
+    #: how many elements the array has
+    size: int
+
+
+def element_name(group: str, index: int) -> str:
+    return f"{group}[{index}]"
+
+
 class Job(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -56,6 +74,8 @@ class Job(BaseModel):
     progress_regex: str | None = None
     #: batch-scheduler resources (used by the slurm executor)
     resources: dict[str, Any] = Field(default_factory=dict)
+    #: set on each element of an ``array:`` job
+    array: ArrayElement | None = None
 
 
 class Workflow(BaseModel):

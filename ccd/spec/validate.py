@@ -31,9 +31,8 @@ from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final, cast
 
-import networkx as nx
 from pydantic import ValidationError
 
 from ccd.errors import Problem, SpecError
@@ -42,7 +41,18 @@ from ccd.markers import compile_progress_regex
 from ccd.spec import cloudmesh
 from ccd.spec.durations import parse_duration
 from ccd.spec.loader import MAX_BYTES, PathKey, PositionLookup, load_yaml, too_large
-from ccd.spec.model import JOB_NAME_PATTERN, RETRY_KINDS, ExecutorKind, Job, Workflow
+from ccd.spec.model import (
+    JOB_NAME_PATTERN,
+    RETRY_KINDS,
+    ArrayElement,
+    ExecutorKind,
+    Job,
+    Workflow,
+    element_name,
+)
+
+if TYPE_CHECKING:
+    import networkx as nx
 
 __all__ = ["load_workflow_file", "load_workflow_text", "workflow_graph"]
 
@@ -68,8 +78,11 @@ JOB_KEYS: Final = (
     "workdir",
     "progress_regex",
     "resources",
+    "array",
 )
-_PER_JOB_ONLY: Final = frozenset({"name", "run", "script", "args", "needs"})
+_PER_JOB_ONLY: Final = frozenset({"name", "run", "script", "args", "needs", "array"})
+#: elements of one ``array:`` job at most
+MAX_ARRAY: Final = 100_000
 DEFAULT_KEYS: Final = tuple(key for key in JOB_KEYS if key not in _PER_JOB_ONLY)
 _MERGED_KEYS: Final = frozenset({"env", "resources"})
 
@@ -125,6 +138,8 @@ def load_workflow_text(
 
 def workflow_graph(wf: Workflow) -> nx.DiGraph:
     """The DAG of `wf`: one node per job (in file order), edges parent -> child."""
+    import networkx as nx
+
     graph = nx.DiGraph()
     graph.add_nodes_from(wf.jobs)
     for name, job in wf.jobs.items():
@@ -149,7 +164,13 @@ def _load(
         raise SpecError(_finish(exc.problems, source)) from None
     checker = _Checker(source, base_dir, known_hosts, document.positions)
     checker.problems.extend(document.problems)
-    return checker.workflow(document.data, default_name)
+    try:
+        return checker.workflow(document.data, default_name)
+    finally:
+        # field_checks holds bound methods: a cycle that would keep the checker and
+        # the document's positions (millions of tuples for 100,000 jobs) alive until
+        # the cyclic garbage collector runs, instead of freeing them here
+        checker.field_checks.clear()
 
 
 class _Bad(Exception):
@@ -209,6 +230,7 @@ class _Checker:
             "workdir": self._workdir,
             "progress_regex": self._progress_regex,
             "resources": self._resources,
+            "array": self._array,
         }
 
     # Reporting ----------------------------------------------------------------
@@ -485,9 +507,7 @@ class _Checker:
     # The graph ----------------------------------------------------------------
 
     def _check_graph(self, drafts: dict[str, _Draft]) -> None:
-        graph = nx.DiGraph()
-        graph.add_nodes_from(drafts)
-        where: dict[tuple[str, str], PathKey] = {}
+        edges: list[tuple[str, str]] = []
         for child, draft in drafts.items():
             for parent, path in draft.needs:
                 if parent == child:
@@ -504,8 +524,22 @@ class _Checker:
                         f"workflow{self.suggest(parent, drafts)}",
                     )
                 else:
-                    graph.add_edge(parent, child)
-                    where.setdefault((parent, child), path)
+                    edges.append((parent, child))
+        if _has_cycle(drafts, edges):
+            self._report_cycles(drafts, edges)
+
+    def _report_cycles(self, drafts: dict[str, _Draft], edges: list[tuple[str, str]]) -> None:
+        # networkx only for a file with a cycle: it costs ~20 MB and 0.1 s to import,
+        # and a graph of 100,000 jobs a second to build
+        import networkx as nx
+
+        graph = nx.DiGraph()
+        graph.add_nodes_from(drafts)
+        graph.add_edges_from(edges)
+        where: dict[tuple[str, str], PathKey] = {}
+        for child, draft in drafts.items():
+            for parent, path in draft.needs:
+                where.setdefault((parent, child), path)
         order = {name: index for index, name in enumerate(drafts)}
         cycles = [c for c in nx.strongly_connected_components(graph) if len(c) > 1]
         for component in sorted(cycles, key=lambda c: min(order[n] for n in c)):
@@ -522,10 +556,38 @@ class _Checker:
 
     def _build(self, name: str, concurrency: int | None, drafts: dict[str, _Draft]) -> Workflow:
         jobs: dict[str, Job] = {}
+        # an array job becomes its elements; needing it means needing all of them
+        arrays: dict[str, list[str]] = {
+            job_name: cast(list[str], draft.fields["array"][0])
+            for job_name, draft in drafts.items()
+            if "array" in draft.fields
+        }
+        members = {
+            group: [element_name(group, i) for i in range(len(items))]
+            for group, items in arrays.items()
+        }
         for job_name, draft in drafts.items():
             values: dict[str, Any] = {key: value for key, (value, _path) in draft.fields.items()}
-            parents = list(dict.fromkeys(parent for parent, _path in draft.needs))
+            values.pop("array", None)
+            parents = list(
+                dict.fromkeys(
+                    member
+                    for parent, _path in draft.needs
+                    for member in members.get(parent, [parent])
+                )
+            )
             try:
+                if job_name in arrays:
+                    items = arrays[job_name]
+                    for index, item in enumerate(items):
+                        element = ArrayElement(
+                            group=job_name, index=index, value=item, size=len(items)
+                        )
+                        element_job = element_name(job_name, index)
+                        jobs[element_job] = Job(
+                            name=element_job, needs=parents, array=element, **values
+                        )
+                    continue
                 jobs[job_name] = Job(name=job_name, needs=parents, **values)
             except ValidationError as exc:
                 # every value was checked above, so this is a bug; still say where
@@ -698,6 +760,31 @@ class _Checker:
             raise _Bad("bad-regex", str(exc)) from None
         return text
 
+    def _array(self, value: object) -> list[str]:
+        """``array: N`` (elements 0..N-1) or ``array: [values]``: each element's value."""
+        if isinstance(value, bool) or not isinstance(value, (int, list)):
+            raise _Bad(
+                "wrong-type",
+                f"array must be a count (array: 50) or a list of values "
+                f"(array: [0.1, 0.2]), not {_what(value)}",
+            )
+        if isinstance(value, int):
+            if not 1 <= value <= MAX_ARRAY:
+                raise _Bad("bad-value", f"array must be between 1 and {MAX_ARRAY}, not {value}")
+            return [str(i) for i in range(value)]
+        if not value or len(value) > MAX_ARRAY:
+            raise _Bad("bad-value", f"array needs 1 to {MAX_ARRAY} values, not {len(value)}")
+        values = []
+        for index, item in enumerate(value):
+            if isinstance(item, (dict, list)) or item is None:
+                raise _Bad(
+                    "wrong-type",
+                    f"array[{index}] must be a plain value (text or number), not {_what(item)}",
+                    (index,),
+                )
+            values.append(str(item).lower() if isinstance(item, bool) else str(item))
+        return values
+
     def _resources(self, value: object) -> dict[str, Any]:
         if not isinstance(value, dict):
             raise _Bad(
@@ -788,6 +875,24 @@ def _safe_name(stem: str) -> str:
     cleaned = re.sub(r"\.{2,}", ".", re.sub(r"[^A-Za-z0-9._-]+", "-", stem)).lstrip("._-")
     cleaned = cleaned[:MAX_NAME_LENGTH].rstrip("._-")
     return cleaned or "workflow"
+
+
+def _has_cycle(nodes: Collection[str], edges: list[tuple[str, str]]) -> bool:
+    """Kahn's algorithm: jobs on (or after) a cycle never run out of waiting parents."""
+    children: dict[str, list[str]] = {node: [] for node in nodes}
+    waiting = dict.fromkeys(nodes, 0)
+    for parent, child in edges:
+        children[parent].append(child)
+        waiting[child] += 1
+    ready = [node for node, count in waiting.items() if count == 0]
+    done = 0
+    while ready:
+        done += 1
+        for child in children[ready.pop()]:
+            waiting[child] -= 1
+            if waiting[child] == 0:
+                ready.append(child)
+    return done < len(waiting)
 
 
 def _cycle_through(graph: nx.DiGraph, component: set[str], start: str) -> list[str]:

@@ -193,6 +193,19 @@ def test_cluster_left_running_is_reused_only_with_the_same_config(
         stop_leftovers(first.slot)  # if an assertion failed half-way
 
 
+def test_extra_conf_replaces_base_settings_and_adds_the_rest() -> None:
+    directory = Path("/run/ccd-slurm/slot0")
+    cluster = SlurmCluster(0, directory, directory / "slurm.conf", {}, 1, 2)
+    base = cluster.render_conf().splitlines()
+    cluster.extra_conf = ("minjobage=2", "PartitionName=extra Nodes=localhost", "# note")
+    lines = cluster.render_conf().splitlines()
+    assert "MinJobAge=300" in base and "MinJobAge=300" not in lines
+    assert [line for line in lines if line.lower().startswith("minjobage")] == ["minjobage=2"]
+    # lines of several settings and comments are added, never replace a base line
+    assert lines[-2:] == ["PartitionName=extra Nodes=localhost", "# note"]
+    assert [line for line in base if line != "MinJobAge=300"] == lines[:-3]
+
+
 def test_time_limit_gives_timeout(slurm_cluster: SlurmCluster, time_limit_job: str) -> None:
     # measured: TIMEOUT 73-75 s after submission (1 s rounds up to a minute, plus the tick)
     assert slurm_cluster.wait_state(time_limit_job, timeout=TIMEOUT_DEADLINE) == "TIMEOUT"

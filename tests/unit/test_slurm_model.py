@@ -7,15 +7,20 @@ import pytest
 from ccd.executors.slurm.model import (
     DirectiveError,
     directives,
+    expand_job_ids,
     final_verdict,
     job_name,
+    memory_exceeded,
     parse_job_name,
     parse_sacct,
     parse_sbatch,
     parse_scontrol,
     parse_squeue,
     queue_state,
+    sacct_command,
+    slurm_notice,
     slurm_time,
+    task_ranges,
 )
 from ccd.states import JobState
 
@@ -160,3 +165,112 @@ def test_non_terminal_states_have_no_verdict(state: str) -> None:
 )
 def test_parse_sbatch(text: str, expected: str | None) -> None:
     assert parse_sbatch(text) == expected
+
+
+# -- arrays, notices, sacct ---------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("12", ["12"]),
+        ("12_3", ["12_3"]),
+        ("12_[0-2]", ["12_0", "12_1", "12_2"]),
+        # pending elements with a throttle, as squeue prints them
+        ("1_[2-5%2]", ["1_2", "1_3", "1_4", "1_5"]),
+        ("7_[0,4-5,9]", ["7_0", "7_4", "7_5", "7_9"]),
+        ("7_[x]", []),
+    ],
+)
+def test_expand_job_ids(text: str, expected: list[str]) -> None:
+    assert expand_job_ids(text) == expected
+
+
+def test_parse_squeue_expands_pending_array_elements() -> None:
+    # real squeue -h -t all --me -o '%i|%T|%r|%j' while an array of 6 ran 2 at a time
+    out = "1_[2-5%2]|PENDING|JobArrayTaskLimit|wrap\n1_0|RUNNING|None|wrap\n1_1|RUNNING|None|wrap\n"
+    entries = parse_squeue(out)
+    assert sorted(entries) == [f"1_{i}" for i in range(6)]
+    assert entries["1_4"].reason == "JobArrayTaskLimit"
+    assert entries["1_1"].state == "RUNNING"
+
+
+@pytest.mark.parametrize(
+    ("tasks", "expected"),
+    [([0], "0"), ([0, 1, 2], "0-2"), ([5, 0, 1, 3, 4, 9], "0-1,3-5,9"), (range(50), "0-49")],
+)
+def test_task_ranges(tasks: list[int], expected: str) -> None:
+    assert task_ranges(tasks) == expected
+
+
+@pytest.mark.parametrize(
+    ("tail", "state", "reason"),
+    [
+        # real lines written by slurmstepd into a job's output
+        (
+            "slurmstepd-localhost: error: *** JOB 2 ON localhost CANCELLED AT "
+            "2026-11-25T18:52:00 ***\n",
+            J.CANCELLED,
+            "cancelled in Slurm",
+        ),
+        (
+            "x\nslurmstepd: error: *** JOB 9 ON n1 CANCELLED AT 2026-11-25T18:52:07 "
+            "DUE TO TIME LIMIT ***\n",
+            J.TIMED_OUT,
+            "timeout",
+        ),
+        (
+            "slurmstepd-localhost: error: *** JOB 7 ON localhost CANCELLED AT "
+            "2026-11-25T18:52:07 DUE TO JOB REQUEUE ***\n",
+            J.QUEUED,
+            "requeued",
+        ),
+        (
+            "*** JOB 4 ON n2 CANCELLED AT 2026-01-01T00:00:00 DUE TO NODE FAILURE ***",
+            J.FAILED,
+            "node_fail",
+        ),
+        (
+            "*** JOB 4 ON n2 CANCELLED AT 2026-01-01T00:00:00 DUE TO PREEMPTION ***",
+            J.FAILED,
+            "preempted",
+        ),
+    ],
+)
+def test_slurm_notice(tail: str, state: JobState, reason: str) -> None:
+    notice = slurm_notice(tail)
+    assert notice is not None
+    assert (notice.state, notice.reason) == (state, reason)
+    assert notice.line.startswith("*** ") and notice.line.endswith(" ***")
+
+
+def test_no_notice_in_an_ordinary_log() -> None:
+    assert slurm_notice("*** hello ***\nJOB done\n") is None
+
+
+def test_sacct_command_has_an_explicit_window() -> None:
+    command = sacct_command(["12", "13_4"], since=0)
+    assert command.startswith("sacct -P -n -X -S ")
+    assert " -E now " in command and command.endswith("-j 12,13_4")
+    assert "-o JobID,State,ExitCode,End,JobName" in command
+
+
+@pytest.mark.parametrize(
+    ("tail", "expected"),
+    [
+        # real: JobAcctGatherParams=OverMemoryKill (the job ends FAILED, ExitCode 0:9)
+        (
+            "slurmstepd-localhost: error: StepId=1.batch exceeded memory limit "
+            "(183128064 > 52428800), being killed\n"
+            "slurmstepd-localhost: error: Exceeded job memory limit\n",
+            True,
+        ),
+        # the cgroup OOM killer's line (the job ends OUT_OF_MEMORY)
+        (
+            "slurmstepd: error: Detected 1 oom-kill event(s) in StepId=5.batch. Some of "
+            "your processes may have been killed by the cgroup out-of-memory handler.\n",
+            True,
+        ),
+        ("Traceback: MemoryError\n", False),
+    ],
+)
+def test_memory_exceeded(tail: str, expected: bool) -> None:
+    assert memory_exceeded(tail) is expected

@@ -608,3 +608,69 @@ def test_alias_bomb_early_in_a_big_file_is_refused(base: Path) -> None:
     padding = "".join(f"  j{i}: {{run: x}}\n" for i in range(20000))
     text = billion_laughs().replace("jobs:\n", "jobs:\n" + padding)
     assert [p.code for p in problems(text, base)] == ["alias-bomb"]
+
+
+# -- arrays --------------------------------------------------------------------------
+
+
+def test_array_becomes_elements_and_needs_mean_all_of_them(base: Path) -> None:
+    wf = load(
+        "jobs:\n"
+        "  prep: {run: 'true'}\n"
+        "  sweep: {needs: prep, array: [0.5, low, true], run: 'echo $CCD_ARRAY_VALUE'}\n"
+        "  count: {array: 2, run: 'true'}\n"
+        "  merge: {needs: [sweep, count], run: 'true'}\n",
+        base,
+    )
+    assert list(wf.jobs) == [
+        "prep",
+        "sweep[0]",
+        "sweep[1]",
+        "sweep[2]",
+        "count[0]",
+        "count[1]",
+        "merge",
+    ]
+    elements = [wf.jobs[f"sweep[{i}]"] for i in range(3)]
+    assert [e.array.value for e in elements if e.array] == ["0.5", "low", "true"]
+    assert all(e.needs == ["prep"] and e.array and e.array.size == 3 for e in elements)
+    assert wf.jobs["count[1]"].array is not None and wf.jobs["count[1]"].array.value == "1"
+    assert wf.jobs["merge"].needs == ["sweep[0]", "sweep[1]", "sweep[2]", "count[0]", "count[1]"]
+    assert set(workflow_graph(wf).predecessors("merge")) == set(wf.jobs["merge"].needs)
+
+
+@pytest.mark.parametrize(
+    ("value", "code", "words"),
+    [
+        ("0", "bad-value", "between 1 and"),
+        ("100001", "bad-value", "between 1 and"),
+        ("[]", "bad-value", "1 to"),
+        ("yes", "wrong-type", "a count"),
+        ("[[1]]", "wrong-type", "plain value"),
+        ("{a: 1}", "wrong-type", "a count"),
+    ],
+)
+def test_bad_arrays(base: Path, value: str, code: str, words: str) -> None:
+    found = problems(f"jobs:\n  a: {{run: 'true', array: {value}}}\n", base)
+    assert [p.code for p in found] == [code], found
+    assert words in found[0].message
+
+
+def test_array_is_not_a_default(base: Path) -> None:
+    found = problems("defaults: {array: 3}\njobs:\n  a: {run: 'true'}\n", base)
+    assert found and "array" in found[0].message
+
+
+def test_loading_leaves_no_cyclic_garbage(tmp_path: Path) -> None:
+    # a big workflow's positions must be freed when loading ends, not at the next gc run
+    import gc
+
+    text = "jobs:\n" + "".join(f"  j{i}: {{run: 'true', needs: [j0]}}\n" for i in range(1, 50))
+    text += "  j0: {run: 'true'}\n"
+    gc.collect()
+    gc.disable()
+    try:
+        load_workflow_text(text, base_dir=tmp_path)
+        assert gc.collect() == 0
+    finally:
+        gc.enable()

@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import re
 import shlex
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -102,15 +103,109 @@ class QueueEntry:
     name: str
 
 
+def expand_job_ids(text: str) -> list[str]:
+    """The job ids one squeue line stands for.
+
+    A job array's pending elements share one line, ``123_[0-5,7%2]`` (``%2`` is
+    the throttle): that is ``123_0`` … ``123_5`` and ``123_7``.  Any other id
+    stands for itself.
+    """
+    match = re.fullmatch(r"(\d+)_\[([^\]]*)\]", text)
+    if match is None:
+        return [text]
+    base, ranges = match.group(1), match.group(2).split("%", 1)[0]
+    ids: list[str] = []
+    for part in ranges.split(","):
+        first, _, last = part.partition("-")
+        if not first.isdigit() or (last and not last.isdigit()):
+            continue
+        ids.extend(f"{base}_{task}" for task in range(int(first), int(last or first) + 1))
+    return ids
+
+
 def parse_squeue(text: str) -> dict[str, QueueEntry]:
-    """``squeue -h -o '%i|%T|%r|%j'`` output, by job id."""
+    """``squeue -h -o '%i|%T|%r|%j'`` output, by job id (array elements one by one)."""
     entries = {}
     for line in text.splitlines():
         parts = line.strip().split("|", 3)
         if len(parts) != 4 or not parts[0]:
             continue
-        entries[parts[0]] = QueueEntry(parts[0], parts[1].upper(), parts[2], parts[3])
+        for job_id in expand_job_ids(parts[0]):
+            entries[job_id] = QueueEntry(job_id, parts[1].upper(), parts[2], parts[3])
     return entries
+
+
+def task_ranges(tasks: Sequence[int]) -> str:
+    """``--array`` text for task ids: ``0-3,7,9-10``."""
+    ordered = sorted(set(tasks))
+    parts: list[str] = []
+    start = prev = ordered[0]
+    for task in [*ordered[1:], None]:
+        if task is not None and task == prev + 1:
+            prev = task
+            continue
+        parts.append(str(start) if start == prev else f"{start}-{prev}")
+        if task is not None:
+            start = prev = task
+    return ",".join(parts)
+
+
+@dataclass(frozen=True, slots=True)
+class Notice:
+    """What Slurm's own ``*** JOB 12 ON node CANCELLED AT … ***`` line in a log says."""
+
+    state: JobState
+    reason: str
+    line: str
+
+
+#: the end of a notice line -> (ccd state, reason)
+_NOTICE_CAUSES: tuple[tuple[str, JobState, str], ...] = (
+    ("DUE TO TIME LIMIT", JobState.TIMED_OUT, "timeout"),
+    ("DUE TO PREEMPTION", JobState.FAILED, "preempted"),
+    ("DUE TO NODE FAILURE", JobState.FAILED, "node_fail"),
+    ("DUE TO JOB REQUEUE", JobState.QUEUED, "requeued"),
+)
+_NOTICE = re.compile(
+    r"\*\*\* (?:JOB|STEP) \S+ ON \S+ CANCELLED AT \S+(?: (DUE TO [A-Z ]+?))? \*\*\*"
+)
+
+
+def slurm_notice(log_tail: str) -> Notice | None:
+    """The last notice Slurm wrote into a job's output, if any."""
+    found = None
+    for match in _NOTICE.finditer(log_tail):
+        found = match
+    if found is None:
+        return None
+    cause = found.group(1) or ""
+    for text, state, reason in _NOTICE_CAUSES:
+        if cause == text:
+            return Notice(state, reason, found.group(0))
+    if cause:
+        return Notice(JobState.FAILED, cause.lower().replace("due to ", ""), found.group(0))
+    return Notice(JobState.CANCELLED, "cancelled in Slurm", found.group(0))
+
+
+#: what slurmstepd writes when it kills a job for its memory: the accounting poller's
+#: limit (JobAcctGatherParams=OverMemoryKill: the job ends FAILED, signal 9) or the
+#: cgroup OOM killer (the job ends OUT_OF_MEMORY)
+_MEMORY_NOTICE = re.compile(
+    r"Exceeded job memory limit|exceeded memory limit|oom-kill event|out-of-memory handler"
+)
+
+
+def memory_exceeded(log_tail: str) -> bool:
+    """True if Slurm's lines in a job's output say it was killed for its memory."""
+    return _MEMORY_NOTICE.search(log_tail) is not None
+
+
+def sacct_command(job_ids: Sequence[str], since: float) -> str:
+    """One ``sacct`` for these jobs, from `since` (epoch seconds) on: without ``-S``
+    sacct looks only at today, and a job submitted before midnight would vanish."""
+    start = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(since))
+    fields = ",".join(SACCT_FIELDS)
+    return f"sacct -P -n -X -S {start} -E now -o {fields} -j {','.join(job_ids)}"
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import shlex
 import time
 from pathlib import Path, PurePosixPath
@@ -22,9 +21,10 @@ import asyncssh
 
 from ccd.config import DaemonConfig
 from ccd.executors.base import ExitStatus, LaunchError, LaunchRequest
-from ccd.executors.follow import CHUNK, PolledAttempt
+from ccd.executors.follow import PolledAttempt
 from ccd.executors.ssh.link import HostLink
-from ccd.executors.wrapper import EXIT, LOG, PID, WRAPPER, parse_exit_file, render_wrapper
+from ccd.executors.ssh.mirror import RemoteRunDir
+from ccd.executors.wrapper import PID, WRAPPER, render_wrapper
 from ccd.spec.model import Job
 from ccd.states import JobState
 
@@ -44,12 +44,8 @@ class SshAttempt(PolledAttempt):
         self.local_dir = local_dir
         self.pid = pid
         self.handle = handle
-        super().__init__(local_dir / LOG)
-        local_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        self._mirror = os.open(self.log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-        self.offset = os.fstat(self._mirror).st_size
-        self._remote_log: asyncssh.SFTPClientFile | None = None
-        self._log_generation = -1
+        self.files = RemoteRunDir(link, remote_dir, local_dir, self.grown)
+        super().__init__(self.files.log_path)
         self._polls = 0
         self._poll_lock = asyncio.Lock()
         link.follow(remote_dir, self)
@@ -66,54 +62,21 @@ class SshAttempt(PolledAttempt):
             return
         async with self._poll_lock:
             # the exit file first: log bytes written before it are then all readable
-            code, ended = await self._read_exit(sftp)
-            await self._drain(sftp)
+            code, ended = await self.files.read_exit(sftp)
+            await self.files.drain(sftp)
             if code is not None:
                 await self._finish(ExitStatus(exit_code=code, ended=ended))
                 return
             self._polls += 1
             if self._polls % LIVENESS_EVERY == 0 and not await self._wrapper_alive():
                 # gone without an exit file (killed, host rebooted): one last look
-                code, ended = await self._read_exit(sftp)
-                await self._drain(sftp)
+                code, ended = await self.files.read_exit(sftp)
+                await self.files.drain(sftp)
                 await self._finish(
                     ExitStatus(
                         exit_code=code, ended=ended, reason=None if code is not None else "lost"
                     )
                 )
-
-    async def _read_exit(self, sftp: asyncssh.SFTPClient) -> tuple[int | None, float]:
-        path = f"{self.remote_dir}/{EXIT}"
-        # one stat per poll while the job runs; the file is opened only once it exists
-        try:
-            attrs = await sftp.stat(path)
-        except asyncssh.SFTPNoSuchFile:
-            return None, time.time()
-        if not attrs.size:
-            return None, time.time()  # being written: a single write(2), seen next poll
-        try:
-            async with sftp.open(path, "rb") as fh:
-                raw: bytes = await fh.read(64)
-        except asyncssh.SFTPNoSuchFile:
-            return None, time.time()
-        return parse_exit_file(raw.decode(errors="replace")), float(attrs.mtime or time.time())
-
-    async def _drain(self, sftp: asyncssh.SFTPClient) -> None:
-        if self._remote_log is None or self._log_generation != self.link.generation:
-            try:
-                self._remote_log = await sftp.open(f"{self.remote_dir}/{LOG}", "rb")
-            except asyncssh.SFTPNoSuchFile:
-                return  # the wrapper has not created it yet
-            self._log_generation = self.link.generation
-        while True:
-            data: bytes = await self._remote_log.read(CHUNK, self.offset)
-            if not data:
-                return
-            os.write(self._mirror, data)
-            self.offset += len(data)
-            self.grown()
-            if len(data) < CHUNK:
-                return
 
     async def _wrapper_alive(self) -> bool:
         result = await self.link.run(f"kill -0 {self.pid} 2>/dev/null && echo alive")
@@ -123,17 +86,8 @@ class SshAttempt(PolledAttempt):
         if self.exited.done():
             return
         self.link.unfollow(self.remote_dir)
-        with contextlib.suppress(OSError):
-            os.close(self._mirror)
-        if status.exit_code is not None:
-            # a local copy of the exit file, so local readers need not ask the host
-            (self.local_dir / EXIT).write_text(f"{status.exit_code}\n")
         self.settle(status)
-        if self._remote_log is not None:
-            handle, self._remote_log = self._remote_log, None
-            # closing needs the connection, which may be gone: do not wait long
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(handle.close(), 5)
+        await self.files.close(status.exit_code)
 
     # -- the engine's side -------------------------------------------------------------
     async def kill(self, grace: float) -> None:
@@ -147,8 +101,8 @@ class SshAttempt(PolledAttempt):
         if not self.exited.done():
             _, sftp = await self.link.ready(fail_fast=False)
             async with self._poll_lock:
-                code, ended = await self._read_exit(sftp)
-                await self._drain(sftp)
+                code, ended = await self.files.read_exit(sftp)
+                await self.files.drain(sftp)
             await self._finish(
                 ExitStatus(
                     exit_code=code,
@@ -300,6 +254,21 @@ class SshExecutor:
     async def close(self) -> None:
         await asyncio.gather(*(link.close() for link in self._links.values()))
         self._links.clear()
+
+    async def remove_runs(self, host: str, paths: list[str]) -> None:
+        """Delete run directories on `host` (``ccctl gc``); LaunchError if `rm` fails.
+
+        Waits while the host is unreachable: the caller bounds the wait.
+        """
+        link = self.link(host)
+        for start in range(0, len(paths), 100):  # keep each command line short
+            quoted = " ".join(shlex.quote(p) for p in paths[start : start + 100])
+            result = await link.run(f"rm -rf -- {quoted}", fail_fast=True)
+            if result.exit_status != 0:
+                raise LaunchError(
+                    f"cannot remove run directories on '{host}': "
+                    f"{str(result.stderr).strip() or f'exit status {result.exit_status}'}"
+                )
 
 
 __all__ = ["SshAttempt", "SshExecutor"]

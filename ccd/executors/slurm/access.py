@@ -1,0 +1,218 @@
+"""How the Slurm executor reaches a cluster: commands, and the files of a run directory.
+
+A cluster is either this machine (ccd runs on a login node) or a login node reached
+over SSH.  The executor only runs shell text there and reads each attempt's exit
+file and log; `LocalCluster` and `SshCluster` do that directly or through the
+host's `HostLink` (one connection, its channel budget, its SFTP session).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Protocol
+
+import asyncssh
+
+from ccd.executors.ssh.executor import DEFAULT_REMOTE_ROOT
+from ccd.executors.ssh.link import HostLink
+from ccd.executors.ssh.mirror import RemoteRunDir
+from ccd.executors.wrapper import EXIT, LOG, parse_exit_file
+
+#: bytes at the end of a log searched for Slurm's own notice lines
+TAIL = 8192
+
+
+class RunFiles(Protocol):
+    """An attempt's run directory as the executor reads it."""
+
+    #: the local file holding the log (the log itself, or a copy kept up to date)
+    log_path: Path
+
+    async def exit_code(self) -> int | None:
+        """The wrapper's exit code; None when it has not written one."""
+        ...
+
+    async def sync(self) -> None:
+        """Bring the local log up to date and wake its readers."""
+        ...
+
+    def tail(self) -> str:
+        """The end of the local log (for Slurm's notices)."""
+        ...
+
+    async def close(self, exit_code: int | None) -> None: ...
+
+
+class Cluster(Protocol):
+    name: str
+
+    async def run(self, command: str, stdin: str | None = None) -> tuple[int, str, str]:
+        """Run shell text on the login node: (exit status, stdout, stderr)."""
+        ...
+
+    async def root(self) -> str:
+        """The runs directory on the cluster's (shared) filesystem."""
+        ...
+
+    def files(
+        self,
+        run_dir: str,
+        local_dir: Path,
+        on_growth: Callable[[], None],
+        running: Callable[[], bool],
+    ) -> RunFiles:
+        """Read `run_dir`; `on_growth` when the log grew, copied while `running()`."""
+        ...
+
+    async def upload(self, local: str, remote: str) -> None:
+        """Put a local file (a job's script) at `remote` on the cluster."""
+        ...
+
+
+def read_tail(path: Path) -> str:
+    try:
+        with path.open("rb") as fh:
+            size = fh.seek(0, os.SEEK_END)
+            fh.seek(max(0, size - TAIL))
+            return fh.read().decode(errors="replace")
+    except FileNotFoundError:
+        return ""
+
+
+async def run_local(command: str, stdin: str | None = None) -> tuple[int, str, str]:
+    """Run shell text on this machine."""
+    proc = await asyncio.create_subprocess_shell(
+        command,
+        stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await proc.communicate(stdin.encode() if stdin is not None else None)
+    return proc.returncode or 0, out.decode(errors="replace"), err.decode(errors="replace")
+
+
+# -- this machine ------------------------------------------------------------------------
+class LocalRunFiles:
+    def __init__(self, run_dir: Path, on_growth: Callable[[], None]) -> None:
+        self.run_dir = run_dir
+        self.log_path = run_dir / LOG
+        self._on_growth = on_growth
+
+    async def exit_code(self) -> int | None:
+        try:
+            return parse_exit_file((self.run_dir / EXIT).read_text())
+        except FileNotFoundError:
+            return None
+
+    async def sync(self) -> None:
+        self._on_growth()  # Slurm writes the log here itself: let the reader look
+
+    def tail(self) -> str:
+        return read_tail(self.log_path)
+
+    async def close(self, exit_code: int | None) -> None:
+        return None
+
+
+class LocalCluster:
+    name = "localhost"
+
+    def __init__(self, runs_dir: Path) -> None:
+        self._runs_dir = runs_dir
+
+    async def run(self, command: str, stdin: str | None = None) -> tuple[int, str, str]:
+        return await run_local(command, stdin)
+
+    async def root(self) -> str:
+        return str(self._runs_dir)
+
+    def files(
+        self,
+        run_dir: str,
+        local_dir: Path,
+        on_growth: Callable[[], None],
+        running: Callable[[], bool],
+    ) -> RunFiles:
+        return LocalRunFiles(Path(run_dir), on_growth)
+
+    async def upload(self, local: str, remote: str) -> None:
+        return None  # the login node's filesystem is this one: scripts run in place
+
+
+# -- a login node over SSH ---------------------------------------------------------------
+class SshRunFiles:
+    """A run directory on the cluster, its log copied here by the host's SFTP poller
+    while the job runs (the poller of `HostLink`, every ``poll_interval``)."""
+
+    def __init__(
+        self,
+        link: HostLink,
+        remote_dir: str,
+        local_dir: Path,
+        on_growth: Callable[[], None],
+        running: Callable[[], bool],
+    ) -> None:
+        self.link = link
+        self._remote = RemoteRunDir(link, remote_dir, local_dir, on_growth)
+        self.log_path = self._remote.log_path
+        self._running = running
+        self._lock = asyncio.Lock()
+        link.follow(f"slurm:{remote_dir}", self)
+
+    # -- what the host's poller calls --------------------------------------------------
+    async def poll(self, sftp: asyncssh.SFTPClient) -> None:
+        if self._running():
+            async with self._lock:
+                await self._remote.drain(sftp)
+
+    def reachability(self, reachable: bool, reason: str | None) -> None:
+        return None  # the Slurm poller's squeue tells the attempts about outages
+
+    # -- what the attempt calls --------------------------------------------------------
+    async def exit_code(self) -> int | None:
+        _, sftp = await self.link.ready(fail_fast=False)
+        code, _ = await self._remote.read_exit(sftp)
+        return code
+
+    async def sync(self) -> None:
+        _, sftp = await self.link.ready(fail_fast=False)
+        async with self._lock:
+            await self._remote.drain(sftp)
+
+    def tail(self) -> str:
+        return read_tail(self.log_path)
+
+    async def close(self, exit_code: int | None) -> None:
+        self.link.unfollow(f"slurm:{self._remote.remote_dir}")
+        await self._remote.close(exit_code)
+
+
+class SshCluster:
+    def __init__(self, link: HostLink) -> None:
+        self.link = link
+        self.name = link.name
+
+    async def run(self, command: str, stdin: str | None = None) -> tuple[int, str, str]:
+        result = await self.link.run(command, stdin=stdin)
+        return result.exit_status or 0, str(result.stdout or ""), str(result.stderr or "")
+
+    async def root(self) -> str:
+        await self.link.ready(fail_fast=True)
+        return self.link.remote_path(self.link.cfg.workdir or DEFAULT_REMOTE_ROOT)
+
+    def files(
+        self,
+        run_dir: str,
+        local_dir: Path,
+        on_growth: Callable[[], None],
+        running: Callable[[], bool],
+    ) -> RunFiles:
+        return SshRunFiles(self.link, run_dir, local_dir, on_growth, running)
+
+    async def upload(self, local: str, remote: str) -> None:
+        _, sftp = await self.link.ready(fail_fast=True)
+        await sftp.makedirs(str(Path(remote).parent), exist_ok=True)
+        await sftp.put(local, remote)

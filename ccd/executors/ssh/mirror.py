@@ -1,0 +1,91 @@
+"""A remote run directory read through SFTP: its exit file, and its log copied by offset.
+
+The local copy of the log is append-only and its size *is* the offset to read the
+remote log from, so a dropped connection or a daemon restart resumes exactly
+where the copy ends: no line lost, none repeated.  Used by SSH jobs and by Slurm
+jobs on a cluster reached over SSH.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import asyncssh
+
+from ccd.executors.follow import CHUNK
+from ccd.executors.ssh.link import HostLink
+from ccd.executors.wrapper import EXIT, LOG, parse_exit_file
+
+
+class RemoteRunDir:
+    def __init__(
+        self, link: HostLink, remote_dir: str, local_dir: Path, on_growth: Callable[[], None]
+    ) -> None:
+        self.link = link
+        self.remote_dir = remote_dir
+        self.local_dir = local_dir
+        self._on_growth = on_growth
+        local_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self.log_path = local_dir / LOG
+        self._mirror: int | None = os.open(
+            self.log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600
+        )
+        self.offset = os.fstat(self._mirror).st_size
+        self._remote_log: asyncssh.SFTPClientFile | None = None
+        self._log_generation = -1
+
+    async def read_exit(self, sftp: asyncssh.SFTPClient) -> tuple[int | None, float]:
+        """The exit code (None: not written yet) and when it was written."""
+        path = f"{self.remote_dir}/{EXIT}"
+        # one stat per poll while the job runs; the file is opened only once it exists
+        try:
+            attrs = await sftp.stat(path)
+        except asyncssh.SFTPNoSuchFile:
+            return None, time.time()
+        if not attrs.size:
+            return None, time.time()  # being written (a single write(2)), or reset
+        try:
+            async with sftp.open(path, "rb") as fh:
+                raw: bytes = await fh.read(64)
+        except asyncssh.SFTPNoSuchFile:
+            return None, time.time()
+        return parse_exit_file(raw.decode(errors="replace")), float(attrs.mtime or time.time())
+
+    async def drain(self, sftp: asyncssh.SFTPClient) -> None:
+        """Append whatever the remote log gained since the last look to the local copy."""
+        if self._mirror is None:
+            return
+        if self._remote_log is None or self._log_generation != self.link.generation:
+            try:
+                self._remote_log = await sftp.open(f"{self.remote_dir}/{LOG}", "rb")
+            except asyncssh.SFTPNoSuchFile:
+                return  # not created yet
+            self._log_generation = self.link.generation
+        while True:
+            data: bytes = await self._remote_log.read(CHUNK, self.offset)
+            if not data:
+                return
+            os.write(self._mirror, data)
+            self.offset += len(data)
+            self._on_growth()
+            if len(data) < CHUNK:
+                return
+
+    async def close(self, exit_code: int | None) -> None:
+        """Stop mirroring; keep a local copy of the exit file for local readers."""
+        if self._mirror is not None:
+            with contextlib.suppress(OSError):
+                os.close(self._mirror)
+            self._mirror = None
+        if exit_code is not None:
+            (self.local_dir / EXIT).write_text(f"{exit_code}\n")
+        if self._remote_log is not None:
+            handle, self._remote_log = self._remote_log, None
+            # closing needs the connection, which may be gone: do not wait long
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(handle.close(), 5)
