@@ -24,8 +24,6 @@ from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from typing import Any
 
-import networkx as nx
-
 from ccd.commands import MissingOutput, resolve
 from ccd.config import DaemonConfig
 from ccd.errors import Conflict, NotFound
@@ -48,6 +46,8 @@ log = logging.getLogger(__name__)
 
 #: warnings recorded per attempt before the rest are counted only
 MAX_WARNINGS = 20
+#: how long a recovered job's `find` may go unanswered before the job shows as `unknown`
+UNKNOWN_AFTER = 2.0
 
 
 def new_workflow_id() -> str:
@@ -76,6 +76,8 @@ class Outcome:
     exit_code: int | None = None
 
 
+#: states of a job whose stored handle names its current attempt (adopted on recovery)
+_LAUNCHED = frozenset({JobState.QUEUED, JobState.RUNNING, JobState.UNREACHABLE})
 #: batch-system reasons that are their own failure kinds for ``retry_on``
 _BATCH_KINDS = frozenset({"oom", "node_fail", "preempted", "boot_fail"})
 
@@ -99,9 +101,10 @@ def _why(outcome: Outcome) -> str:
     return outcome.state.value
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class JobRun:
-    """The runtime state of one job of a running workflow."""
+    """The runtime state of one job of a running workflow (slots: a workflow may hold
+    100,000 of these)."""
 
     spec: Job
     state: JobState = JobState.PENDING
@@ -161,9 +164,17 @@ class Slots:
             sem = self._hosts[name] = asyncio.Semaphore(self._config.host_slots(name))
         return sem
 
-    @property
-    def daemon(self) -> asyncio.Semaphore:
-        return self._global
+    def of(self, job: Job) -> list[asyncio.Semaphore]:
+        """The pools a job takes a slot of while it is launched and followed."""
+        if job.executor is ExecutorKind.SLURM:
+            # a batch job costs the daemon no process: only the cluster's queue limit
+            key = f"slurm:{job.host}"
+            sem = self._hosts.get(key)
+            if sem is None:
+                limit = self._config.host_config(job.host).slurm.max_jobs
+                sem = self._hosts[key] = asyncio.Semaphore(limit)
+            return [sem]
+        return [self.host(job.host), self._global]
 
 
 class WorkflowRun:
@@ -188,21 +199,24 @@ class WorkflowRun:
         self._config = config
         self._closing = False
         self._limit = asyncio.Semaphore(spec.concurrency) if spec.concurrency else None
-        graph = nx.DiGraph()
-        graph.add_nodes_from(spec.jobs)
-        graph.add_edges_from((p, j.name) for j in spec.jobs.values() for p in j.needs)
-        self._graph = graph
 
     # -- recording ------------------------------------------------------------------
     def _emit(self, job: str | None, kind: EventKind, **data: Any) -> asyncio.Future[int]:
         return self._store.emit(Event(self.id, job, kind, data))
 
-    def _set_state(self, jr: JobRun, new: JobState, **data: Any) -> None:
+    def _set_state(
+        self, jr: JobRun, new: JobState, *, forget_handle: bool = False, **data: Any
+    ) -> None:
         check_transition(jr.state, new)
         jr.state = new
         jr.reason = data.get("reason")
         payload = {k: v for k, v in data.items() if v is not None}
         payload.setdefault("attempt", jr.attempt)
+        if forget_handle:
+            # queued for a new attempt: the last attempt's handle must not be adopted
+            # after a crash before the launch
+            jr.handle = None
+            payload["handle"] = None
         self._emit(jr.name, EventKind.JOB_STATE, state=new.value, **payload)
 
     # -- lifecycle ------------------------------------------------------------------
@@ -270,7 +284,7 @@ class WorkflowRun:
         jr.done.set()
 
     async def _job_body(self, jr: JobRun) -> Outcome:
-        if jr.state in (JobState.RUNNING, JobState.UNREACHABLE) and jr.handle is not None:
+        if jr.handle is not None and jr.state in _LAUNCHED:
             outcome = await self._adopt(jr)
         else:
             blocked = await self._wait_for_parents(jr)
@@ -290,6 +304,7 @@ class WorkflowRun:
                 JobState.QUEUED,
                 reason=f"{_why(outcome)}; retry {retry}/{jr.spec.retries} in {delay:g}s",
                 exit_code=outcome.exit_code,
+                forget_handle=True,
             )
             await asyncio.sleep(delay)
             outcome = await self._attempt(jr)
@@ -311,17 +326,21 @@ class WorkflowRun:
         return None
 
     async def _attempt(self, jr: JobRun) -> Outcome:
-        if jr.state is not JobState.QUEUED:
-            self._set_state(jr, JobState.QUEUED)
+        # an `unknown` job stays so until its executor can tell whether it started
+        if jr.state not in (JobState.QUEUED, JobState.UNKNOWN):
+            self._set_state(jr, JobState.QUEUED, forget_handle=True)
         async with AsyncExitStack() as stack:
             if self._limit is not None:
                 await stack.enter_async_context(self._limit)
-            await stack.enter_async_context(self._slots.host(jr.spec.host))
-            await stack.enter_async_context(self._slots.daemon)
+            for pool in self._slots.of(jr.spec):
+                await stack.enter_async_context(pool)
             executor = self._executors[jr.spec.executor]
             jr.attempt += 1
             try:
-                await executor.ready(jr.spec.host)  # a cancel here just cancels this task
+                # A recovered attempt may already run, so it must not be left behind by a
+                # cancel here: its `find` waits for the host itself, with jr.running set.
+                if not jr.recovered:
+                    await executor.ready(jr.spec.host)  # a cancel here just cancels this task
                 request = self._request(jr)
                 # From here a cancel must kill what may already be starting, not just
                 # cancel this task (which would leave the launched job behind).
@@ -335,7 +354,12 @@ class WorkflowRun:
             # The running event carries the handle.  It is not awaited: waiting would
             # not close the gap between spawn and commit (the job already runs); the
             # run directory of each attempt is where it is found again after a crash.
-            self._set_state(jr, JobState.RUNNING, handle=attempt.handle)
+            self._set_state(
+                jr,
+                attempt.launched_state,
+                handle=attempt.handle,
+                reason="submitted" if attempt.launched_state is JobState.QUEUED else None,
+            )
             return await self._monitor(jr, attempt)
         raise AssertionError("unreachable")  # pragma: no cover - AsyncExitStack swallows nothing
 
@@ -345,7 +369,7 @@ class WorkflowRun:
         """Launch the attempt, unless a crashed daemon already did (exactly once)."""
         if jr.recovered:
             jr.recovered = False
-            handle = await executor.find(self.id, jr.spec, jr.attempt)
+            handle = await self._find(jr, executor)
             if handle is not None:
                 self._warn(
                     jr,
@@ -355,6 +379,29 @@ class WorkflowRun:
                 return await executor.adopt(handle)
         return await executor.launch(request)
 
+    async def _find(self, jr: JobRun, executor: Executor) -> dict[str, Any] | None:
+        """Ask whether a crashed daemon started this attempt; `unknown` while none can say.
+
+        An executor's `find` waits for an unreachable host rather than guess, because
+        a wrong "no" would start the attempt twice and a "lost" would fail a job that
+        may be running.  The wait can be long, so after UNKNOWN_AFTER the job shows
+        as `unknown` (keeping its last certain attempt number) until `find` answers.
+        """
+        find = asyncio.ensure_future(executor.find(self.id, jr.spec, jr.attempt))
+        try:
+            done, _ = await asyncio.wait({find}, timeout=UNKNOWN_AFTER)
+            if not done and jr.state is not JobState.UNKNOWN:
+                self._set_state(
+                    jr,
+                    JobState.UNKNOWN,
+                    attempt=jr.attempt - 1,
+                    reason=f"cannot check yet whether attempt {jr.attempt} already started "
+                    f"(host '{jr.spec.host}' does not answer); waiting for it",
+                )
+            return await find
+        finally:
+            find.cancel()  # only matters when this task is cancelled (shutdown, user)
+
     async def _adopt(self, jr: JobRun) -> Outcome:
         assert jr.handle is not None
         executor = self._executors[jr.spec.executor]
@@ -363,8 +410,8 @@ class WorkflowRun:
         except LaunchError as exc:
             return Outcome(JobState.FAILED, reason=f"lost: {exc}")
         async with AsyncExitStack() as stack:
-            await stack.enter_async_context(self._slots.host(jr.spec.host))
-            await stack.enter_async_context(self._slots.daemon)
+            for pool in self._slots.of(jr.spec):
+                await stack.enter_async_context(pool)
             jr.running = True
             return await self._monitor(jr, attempt)
         raise AssertionError("unreachable")  # pragma: no cover
@@ -378,15 +425,32 @@ class WorkflowRun:
             "CCD_ATTEMPT": str(jr.attempt),
             "PYTHONUNBUFFERED": "1",
         }
+        if spec.array is not None:
+            base_env["CCD_ARRAY_INDEX"] = str(spec.array.index)
+            base_env["CCD_ARRAY_VALUE"] = spec.array.value
         host = self._config.hosts.get(spec.host)
         resolved = resolve(
             spec,
             outputs=_Outputs(self.jobs),
-            is_ancestor=lambda other: nx.has_path(self._graph, other, spec.name),
+            is_ancestor=lambda other: self._is_ancestor(other, spec.name),
             base_env=base_env,
             python=host.python if host is not None else "python3",
         )
         return LaunchRequest(self.id, spec, jr.attempt, resolved.command, resolved.env)
+
+    def _is_ancestor(self, ancestor: str, job: str) -> bool:
+        """Whether `job` (transitively) needs `ancestor`: only asked for an output
+        reference, so the parents are walked then instead of keeping a graph."""
+        seen: set[str] = set()
+        todo = list(self.spec.jobs[job].needs)
+        while todo:
+            name = todo.pop()
+            if name == ancestor:
+                return True
+            if name not in seen:
+                seen.add(name)
+                todo.extend(self.spec.jobs[name].needs)
+        return False
 
     async def _monitor(self, jr: JobRun, attempt: Attempt) -> Outcome:
         """Follow a launched attempt to its end, enforcing timeout and cancel."""
@@ -609,7 +673,23 @@ class Engine:
         count = 0
         for row in await self._store.unfinished_workflows():
             spec, rows = await self._load(row["id"])
-            self._start(row["id"], spec, self._job_runs(spec, rows))
+            jobs = self._job_runs(spec, rows)
+            adopted = sum(1 for jr in jobs.values() if jr.handle and jr.state in _LAUNCHED)
+            waiting = sum(1 for jr in jobs.values() if not jr.state.is_final) - adopted
+            # the event log shows each restart and what it picked up
+            self._store.emit(
+                Event(
+                    row["id"],
+                    None,
+                    EventKind.WORKFLOW_STATE,
+                    {
+                        "state": "running",
+                        "reason": f"resumed by a new daemon: {adopted} launched job(s) "
+                        f"followed again, {waiting} still to start or check",
+                    },
+                )
+            )
+            self._start(row["id"], spec, jobs)
             count += 1
         return count
 

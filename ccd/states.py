@@ -14,6 +14,10 @@ class JobState(StrEnum):
     RUNNING = "running"
     #: launched on a remote host that cannot be reached right now; ccd reconnects
     UNREACHABLE = "unreachable"
+    #: recovered after a daemon crash, and whether its next attempt already started
+    #: cannot be checked yet (its host is down); ccd waits until it can, then adopts
+    #: or launches it -- never both, and never fails it for being out of reach
+    UNKNOWN = "unknown"
     #: exited with code 0
     SUCCEEDED = "succeeded"
     #: exited non-zero, could not be launched, or was lost
@@ -42,15 +46,19 @@ RETRYABLE_JOB_STATES = frozenset(
 _P, _Q, _R = JobState.PENDING, JobState.QUEUED, JobState.RUNNING
 _S, _F, _T = JobState.SUCCEEDED, JobState.FAILED, JobState.TIMED_OUT
 _C, _K, _U = JobState.CANCELLED, JobState.SKIPPED, JobState.UNREACHABLE
+_X = JobState.UNKNOWN
 
 #: Every allowed transition.  A retry attempt goes RUNNING -> QUEUED; a workflow
 #: retry moves a retryable final state back to PENDING.
 JOB_TRANSITIONS: dict[JobState, frozenset[JobState]] = {
     _P: frozenset({_Q, _C, _K, _F}),
-    # a batch job can start and end between two looks at the queue: queued -> final
-    _Q: frozenset({_R, _C, _F, _P, _S, _T}),
+    # a batch job can start and end between two looks at the queue: queued -> final;
+    # and fail there, so its retry is queued again straight from queued
+    _Q: frozenset({_Q, _R, _C, _F, _P, _S, _T, _X}),
     _R: frozenset({_S, _F, _T, _C, _Q, _U}),
     _U: frozenset({_R, _S, _F, _T, _C, _Q}),
+    # once the host answers: adopted or launched (running), or the launch failed
+    _X: frozenset({_R, _Q, _F, _C}),
     _S: frozenset(),
     _F: frozenset({_P}),
     _T: frozenset({_P}),

@@ -17,6 +17,7 @@ from typing import Any
 
 from ccd.cli.client import Client, path_of
 from ccd.cli.render import WatchModel, summary_line, watch_renderable
+from ccd.errors import DaemonUnreachable
 
 FPS = 8
 _END = object()
@@ -67,6 +68,12 @@ def follow(client: Client, ref: str) -> str:
     else:
         _plain(model, stream)
     print(summary_line(model.status))
+    if model.status["state"] == "running":
+        # the stream ended before the workflow did: the daemon stopped
+        raise DaemonUnreachable(
+            "the ccd daemon stopped while watching; the jobs keep running and the next "
+            f"daemon picks them up (then: ccctl watch {status['id']})"
+        )
     return str(model.status["state"])
 
 

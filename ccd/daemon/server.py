@@ -59,6 +59,9 @@ class Daemon:
         self.started = time.time()
         self._stop = asyncio.Event()
         self._signals = 0
+        #: set once shutdown begins: following streams end instead of waiting on
+        #: (they would hold the API server open for its whole grace period)
+        self.stopping = False
         self.store: Store
         self.engine: Engine
         self.filewatch: FileWatcher
@@ -90,7 +93,7 @@ class Daemon:
         executors: dict[ExecutorKind, Executor] = {
             ExecutorKind.LOCAL: LocalExecutor(cfg.runs_dir, self.filewatch),
             ExecutorKind.SSH: self.ssh,
-            ExecutorKind.SLURM: SlurmExecutor(cfg),
+            ExecutorKind.SLURM: SlurmExecutor(cfg, self.ssh.link),
         }
         self.engine = Engine(self.store, cfg, executors)
         server = ApiServer(
@@ -113,6 +116,8 @@ class Daemon:
         finally:
             notify_systemd("STOPPING=1")
             # 1. stop accepting requests and end open streams
+            self.stopping = True
+            self.store.release_waiters()
             server.should_exit = True
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(serving, SHUTDOWN_GRACE + 1)

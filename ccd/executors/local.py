@@ -171,6 +171,7 @@ class LocalAttempt:
             self._log_watch.close()
 
     enforces_timeout = False
+    launched_state = JobState.RUNNING
 
     def on_warning(self, listener: Callable[[str], None]) -> None:
         return None  # nothing to warn about that is not a state or a log line
@@ -227,10 +228,12 @@ class LocalExecutor:
         # the wrapper writes its pid first thing: give one that was just spawned a moment
         deadline = time.monotonic() + FIND_PID_WAIT
         while True:
-            try:
-                pid = int((run_dir / PID).read_text().strip())
-            except (FileNotFoundError, ValueError):
-                pid = 0
+            pid = _read_pid(run_dir)
+            if not pid:
+                # On a loaded machine a spawned wrapper may not have written its pid
+                # even after FIND_PID_WAIT; a timeout alone would launch the attempt a
+                # second time.  A process running this very wrapper settles it.
+                pid = await asyncio.to_thread(_wrapper_process, run_dir / WRAPPER)
             if pid:
                 return {"executor": "local", "run_dir": str(run_dir), "pid": pid}
             if time.monotonic() > deadline:
@@ -256,6 +259,9 @@ def _prepare_and_spawn(run_dir: Path, script: str, env: dict[str, str]) -> int:
         os.write(fd, script.encode())
     finally:
         os.close(fd)
+    # the (empty) log too: the loop's reader then opens an existing file, instead of
+    # creating it (a metadata write that can wait behind SQLite's fsyncs)
+    os.close(os.open(run_dir / LOG, os.O_WRONLY | os.O_CREAT, 0o600))
     return os.posix_spawn(
         "/bin/sh",
         ["sh", wrapper],
@@ -265,6 +271,35 @@ def _prepare_and_spawn(run_dir: Path, script: str, env: dict[str, str]) -> int:
         setsigdef=_DEFAULT_SIGNALS,
         setsigmask=(),  # a worker thread's mask must not reach the job
     )
+
+
+def _read_pid(run_dir: Path) -> int:
+    """The pid the wrapper recorded; 0 while none is written."""
+    try:
+        return int((run_dir / PID).read_text().strip())
+    except (FileNotFoundError, ValueError):
+        return 0
+
+
+def _wrapper_process(wrapper: Path) -> int:
+    """The pid of a live process that runs `wrapper` as its session leader, else 0.
+
+    The wrapper's job subshell has the same command line, but only the wrapper
+    itself leads the session that posix_spawn(setsid=True) created.
+    """
+    wanted = b"\0".join([b"sh", str(wrapper).encode()]) + b"\0"
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        pid = int(entry.name)
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as fh:
+                if fh.read() != wanted or os.getsid(pid) != pid:
+                    continue
+        except (FileNotFoundError, ProcessLookupError, PermissionError):
+            continue  # exited (or not ours) while we looked
+        return pid
+    return 0
 
 
 def _runs_wrapper(pid: int, wrapper: Path) -> bool:

@@ -34,6 +34,21 @@ def parse_duration(value: object) -> float:
     raise ValueError(f"invalid duration {value!r}: use {ACCEPTED_FORMS}")
 
 
+def parse_age(text: str) -> float:
+    """An age for retention (``30d``, ``12h``, ``90m``) in seconds; the unit is required.
+
+    A bare number would be seconds, which is never what ``--older-than 30`` means,
+    and the mistake would delete every finished workflow.
+    """
+    stripped = text.strip()
+    if _NUMBER.fullmatch(stripped):
+        raise ValueError(
+            f"invalid age {text!r}: give a unit, e.g. {stripped}d (days), "
+            f"{stripped}h or {stripped}m"
+        )
+    return parse_duration(stripped)
+
+
 def format_duration(seconds: float) -> str:
     """A short human form of `seconds` (``1h30m``, ``45s``, ``0.5s``), for messages."""
     if seconds < 60 or seconds != int(seconds):

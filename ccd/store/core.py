@@ -6,13 +6,15 @@ import asyncio
 import contextlib
 import logging
 import os
+from collections.abc import Awaitable, Callable, Container
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import aiosqlite
 
 from ccd.events import Event
-from ccd.store import reads, schema
+from ccd.store import gc, reads, schema
 from ccd.store.fold import BadEvent, Fold, JobRow, WorkflowRow, dumps
 
 log = logging.getLogger(__name__)
@@ -23,6 +25,18 @@ BATCH_CAP = 5000
 
 _Item = tuple[Event, "asyncio.Future[int]"]
 _Result = int | BaseException
+_T = TypeVar("_T")
+
+
+@dataclass(frozen=True, slots=True)
+class _Op:
+    """Maintenance the writer runs between two batches, with the write connection."""
+
+    run: Callable[[aiosqlite.Connection], Awaitable[Any]]
+    future: asyncio.Future[Any]
+
+
+_Queued = _Item | _Op | None
 
 # CROSS JOIN makes json_each the outer loop, so each key is one primary-key lookup.
 _LOAD_WORKFLOWS = """
@@ -74,19 +88,22 @@ class Store:
         read_db: aiosqlite.Connection,
         last_seq: int,
         batch_cap: int,
+        file: Path,
     ) -> None:
+        self._file = file
         self._write_db = write_db
         self._read_db = read_db
         self._last_seq = last_seq
         self._batch_cap = batch_cap
         self._loop = asyncio.get_running_loop()
-        self._queue: asyncio.Queue[_Item | None] = asyncio.Queue()
+        self._queue: asyncio.Queue[_Queued] = asyncio.Queue()
         # Set and replaced after every batch: waiters wake without polling.
         self._changed = asyncio.Event()
         # emitted/processed count events, so `flush` needs no caller's future.
         self._emitted = 0
         self._processed = 0
         self._closing = False
+        self._released = False
         self._closed = asyncio.Event()
         self._writer = asyncio.create_task(self._write_loop(), name="ccd store writer")
         self._writer.add_done_callback(self._writer_stopped)
@@ -114,7 +131,7 @@ class Store:
             read_db = await aiosqlite.connect(file, isolation_level=None)
             cleanup.push_async_callback(read_db.close)
             await schema.configure(read_db, synchronous=synchronous, writer=False)
-            store = cls(write_db, read_db, last_seq, batch_cap)
+            store = cls(write_db, read_db, last_seq, batch_cap, file)
             cleanup.pop_all()
         return store
 
@@ -173,32 +190,84 @@ class Store:
         """Return `last_seq` as soon as it is above `after`, or when `timeout` passes."""
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(timeout):
-                while self._last_seq <= after and not self._closed.is_set():
+                while self._last_seq <= after and not (self._closed.is_set() or self._released):
                     await self._changed.wait()
         return self._last_seq
+
+    def release_waiters(self) -> None:
+        """Make every `wait_for_seq`, now and later, return at once (shutdown has begun)."""
+        self._released = True
+        self._notify()
 
     def _notify(self) -> None:
         self._changed.set()
         self._changed = asyncio.Event()
 
+    # -- maintenance ----------------------------------------------------------------------
+    async def exclusive(self, run: Callable[[aiosqlite.Connection], Awaitable[_T]]) -> _T:
+        """Run `run(write connection)` in the writer, in queue order with the events.
+
+        Every event emitted before this call is committed first; events emitted
+        after it wait until `run` has returned.  This keeps the writer the only
+        writer, so the tables stay the fold of the log.
+        """
+        if self._closing or self._writer.done():
+            raise RuntimeError("the event store is closed")
+        future: asyncio.Future[_T] = self._loop.create_future()
+        self._queue.put_nowait(_Op(run, future))
+        return await asyncio.shield(future)
+
+    async def expired(self, cutoff: float, exclude: Container[str] = ()) -> gc.Expired:
+        """Finished workflows that ended before `cutoff`: what `delete_expired` would delete."""
+        return await gc.select_expired(self._read_db, cutoff, exclude)
+
+    async def delete_expired(self, cutoff: float, exclude: Container[str] = ()) -> gc.Expired:
+        """Delete finished workflows that ended before `cutoff` (events, jobs, rows), VACUUM."""
+        return await self.exclusive(lambda db: gc.delete_expired(db, self._file, cutoff, exclude))
+
+    async def _run_op(self, op: _Op) -> None:
+        try:
+            result = await op.run(self._write_db)
+        except asyncio.CancelledError:
+            if not op.future.done():
+                op.future.set_exception(RuntimeError("the store was closed mid-operation"))
+            raise
+        except Exception as exc:  # the operation's own error, for its caller
+            await self._rollback()
+            if not op.future.done():
+                op.future.set_exception(exc)
+        else:
+            if not op.future.done():
+                op.future.set_result(result)
+        finally:
+            self._notify()
+
     async def _write_loop(self) -> None:
         while True:
-            batch, stop = await self._next_batch()
+            batch, op, stop = await self._next_batch()
             if batch:
                 await self._write_batch(batch)
+            if op is not None:
+                await self._run_op(op)
             if stop:
                 return
 
-    async def _next_batch(self) -> tuple[list[_Item], bool]:
-        """Wait for one event, then take everything else already queued (up to the cap)."""
+    async def _next_batch(self) -> tuple[list[_Item], _Op | None, bool]:
+        """Wait for one item, then take the events already queued (up to the cap).
+
+        A batch ends before an operation, which runs right after it: events keep
+        their order relative to operations.
+        """
         item = await self._queue.get()
         batch: list[_Item] = []
-        while item is not None:
+        while isinstance(item, tuple):
             batch.append(item)
             if len(batch) >= self._batch_cap or self._queue.empty():
-                return batch, False
+                return batch, None, False
             item = self._queue.get_nowait()
-        return batch, True
+        if item is None:
+            return batch, None, True
+        return batch, item, False
 
     async def _write_batch(self, batch: list[_Item]) -> None:
         results: list[_Result] = []
@@ -298,8 +367,9 @@ class Store:
     def _fail_queued(self, error: Exception) -> None:
         while not self._queue.empty():
             item = self._queue.get_nowait()
-            if item is not None and not item[1].done():
-                item[1].set_exception(error)
+            future = item.future if isinstance(item, _Op) else item[1] if item else None
+            if future is not None and not future.done():
+                future.set_exception(error)
 
     def _writer_stopped(self, task: asyncio.Task[None]) -> None:
         if not task.cancelled() and task.exception() is not None:
@@ -320,6 +390,10 @@ class Store:
     async def get_jobs(self, workflow_id: str) -> list[dict[str, Any]]:
         """The workflow's jobs in file order, JSON columns decoded."""
         return await reads.get_jobs(self._read_db, workflow_id)
+
+    async def get_jobs_json(self, workflow_id: str) -> str:
+        """`get_jobs` as a JSON array text, ready to send (no decode/encode in Python)."""
+        return await reads.get_jobs_json(self._read_db, workflow_id)
 
     async def get_job(self, workflow_id: str, name: str) -> dict[str, Any] | None:
         return await reads.get_job(self._read_db, workflow_id, name)

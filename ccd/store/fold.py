@@ -30,7 +30,7 @@ _FINAL_JOB_STATES = frozenset(s.value for s in FINAL_JOB_STATES)
 _WORKFLOW_STATES = frozenset(s.value for s in WorkflowState)
 _FINAL_WORKFLOW_STATES = frozenset(s.value for s in WorkflowState if s.is_final)
 #: states in which a job has no exit code (yet)
-_NO_EXIT_CODE = frozenset({JobState.PENDING.value, JobState.QUEUED.value})
+_NO_EXIT_CODE = frozenset({JobState.PENDING.value, JobState.QUEUED.value, JobState.UNKNOWN.value})
 
 
 class BadEvent(ValueError):
@@ -85,14 +85,17 @@ class Fold:
     ) -> None:
         self.workflows = workflows
         self.jobs = jobs
-        handlers: dict[EventKind, Callable[[Event], None]] = {
-            EventKind.WORKFLOW_SUBMITTED: self._submitted,
-            EventKind.WORKFLOW_STATE: self._workflow_state,
-            EventKind.JOB_STATE: self._job_state,
-            EventKind.JOB_LAUNCHED: self._launched,
-            EventKind.JOB_PROGRESS: self._progress,
-            EventKind.JOB_OUTPUT: self._output,
-            EventKind.JOB_WARNING: self._warning,
+        # Unbound functions, not bound methods: a Fold holding its own bound methods
+        # is a reference cycle, and a batch's rows (100,000 of them for a big submit)
+        # would then wait for the cyclic garbage collector instead of being freed.
+        handlers: dict[EventKind, Callable[[Fold, Event], None]] = {
+            EventKind.WORKFLOW_SUBMITTED: Fold._submitted,
+            EventKind.WORKFLOW_STATE: Fold._workflow_state,
+            EventKind.JOB_STATE: Fold._job_state,
+            EventKind.JOB_LAUNCHED: Fold._launched,
+            EventKind.JOB_PROGRESS: Fold._progress,
+            EventKind.JOB_OUTPUT: Fold._output,
+            EventKind.JOB_WARNING: Fold._warning,
         }
         # Keyed by the plain string (a str-Enum member hashes and compares equal
         # to it), so either finds the handler and the value to store, without the
@@ -105,7 +108,7 @@ class Fold:
         if entry is None:
             raise BadEvent(f"unknown event kind {event.kind!r}")
         handler, kind = entry
-        handler(event)
+        handler(self, event)
         return kind
 
     # -- lookups ----------------------------------------------------------------------
@@ -170,8 +173,8 @@ class Fold:
             # A workflow retry starts the job over: drop what its last attempt showed.
             row.progress = row.message = None
         row.ended = now if state in _FINAL_JOB_STATES else None
-        if "handle" in data:  # a running event names the attempt's executor handle
-            row.handle = dumps(data["handle"])
+        if "handle" in data:  # the launch names the attempt's handle; a new attempt clears it
+            row.handle = None if data["handle"] is None else dumps(data["handle"])
         self._touch(row, now)
 
     def _launched(self, event: Event) -> None:

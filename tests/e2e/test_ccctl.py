@@ -404,8 +404,12 @@ def test_events_human_and_json(ccctl: Ccctl, daemon: DaemonProc, work: Path) -> 
     assert all({"seq", "kind", "job", "time", "data"} <= e.keys() for e in events)
     assert events[0]["kind"] == "workflow.submitted"
     assert events[-1]["kind"] == "workflow.state" and events[-1]["data"]["state"] == "succeeded"
-    starts = [e["job"] for e in events if e["kind"] == "job.state" and "handle" in e["data"]]
+    starts = [e["job"] for e in events if e["kind"] == "job.state" and e["data"].get("handle")]
     assert starts == ["a", "b"]  # each running event carries its executor handle
+    queued = [e for e in events if e["kind"] == "job.state" and e["data"]["state"] == "queued"]
+    # queueing a new attempt clears the last attempt's handle (never adopted after a crash)
+    assert [e["job"] for e in queued] == ["a", "b"]
+    assert all(e["data"]["handle"] is None for e in queued)
 
     lines = human.lines
     for line, event in zip(lines, events, strict=True):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import signal
 import sqlite3
+import subprocess
 import textwrap
 from pathlib import Path
 
@@ -76,3 +77,49 @@ def test_prepared_but_never_started_attempt_is_launched(daemon: DaemonProc, tmp_
     assert status["state"] == "succeeded", status
     assert (jobs["then"]["attempt"], jobs["then"]["exit_code"]) == (1, 0)
     assert daemon.log_of(wf, "then") == "ran\n"
+
+
+def test_spawned_wrapper_slow_to_write_its_pid_is_adopted_not_relaunched(
+    daemon: DaemonProc, tmp_path: Path
+) -> None:
+    """A wrapper that runs but has not written `pid` yet (a loaded machine) is found."""
+    ledger, gate, slow = tmp_path / "ledger", tmp_path / "gate", tmp_path / "slow"
+    wf = daemon.submit(
+        textwrap.dedent(f"""
+        name: slowpid
+        jobs:
+          first: {{run: 'while [ ! -e {gate} ]; do sleep 0.05; done'}}
+          then: {{needs: [first], run: 'echo "then $CCD_ATTEMPT" >> {ledger}'}}
+    """)
+    )
+    daemon.wait_for_event(
+        wf,
+        lambda e: (
+            e["kind"] == "job.state" and e["job"] == "first" and e["data"]["state"] == "running"
+        ),
+    )
+    daemon.stop(signal.SIGKILL)
+    # The crash window: `then`'s wrapper was spawned by the dead daemon but is held
+    # before its first line (as a starved process would be), so it has no pid file.
+    run_dir = daemon.state_dir / "runs" / wf / "then" / "1"
+    run_dir.mkdir(parents=True)
+    wrapper = run_dir / "wrapper.sh"
+    wrapper.write_text(
+        f"while [ ! -e {slow} ]; do sleep 0.05; done\n"
+        f'echo $$ > {run_dir}/pid\necho "then 1" >> {ledger}\necho 0 > {run_dir}/exit\n'
+    )
+    held = subprocess.Popen(["sh", str(wrapper)], start_new_session=True)
+    try:
+        daemon.start()
+        gate.touch()
+        adopted = daemon.wait_for_event(wf, lambda e: e["kind"] == "job.warning")
+        assert "adopted it instead of starting it again" in adopted["data"]["message"]
+        slow.touch()
+        status = daemon.wait_final(wf)
+    finally:
+        held.kill()
+        held.wait()
+    jobs = {j["name"]: j for j in status["jobs"]}
+    assert status["state"] == "succeeded", status
+    assert (jobs["then"]["attempt"], jobs["then"]["handle"]["pid"]) == (1, held.pid)
+    assert ledger.read_text() == "then 1\n"

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from ccd.spec.durations import format_duration, parse_duration
+from ccd.spec.durations import format_duration, parse_age, parse_duration
 
 
 @pytest.mark.parametrize(
@@ -75,3 +75,26 @@ def test_negative_is_refused(value: object) -> None:
 def test_format_duration(seconds: float, text: str) -> None:
     assert format_duration(seconds) == text
     assert parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [("30d", 30 * 86400.0), ("12h", 43200.0), ("90m", 5400.0), ("1d12h", 129600.0)],
+)
+def test_parse_age(text: str, seconds: float) -> None:
+    assert parse_age(text) == seconds
+
+
+@pytest.mark.parametrize(
+    ("text", "hint"),
+    [
+        ("30", "give a unit, e.g. 30d"),
+        ("1.5", "give a unit"),
+        ("3x", "invalid duration"),
+        ("-2d", "negative"),
+        ("", "invalid duration"),
+    ],
+)
+def test_parse_age_refuses(text: str, hint: str) -> None:
+    with pytest.raises(ValueError, match=hint):
+        parse_age(text)

@@ -28,6 +28,9 @@ def test_every_state_has_a_row() -> None:
         (J.RUNNING, J.QUEUED),
         (J.PENDING, J.SKIPPED),
         (J.FAILED, J.PENDING),
+        (J.QUEUED, J.UNKNOWN),
+        (J.UNKNOWN, J.RUNNING),
+        (J.UNKNOWN, J.FAILED),
     ],
 )
 def test_allowed(old: JobState, new: JobState) -> None:
@@ -42,6 +45,9 @@ def test_allowed(old: JobState, new: JobState) -> None:
         (J.SKIPPED, J.RUNNING),
         (J.SUCCEEDED, J.FAILED),
         (J.PENDING, J.SUCCEEDED),
+        # an unknown job is checked, then adopted or launched: never final unseen
+        (J.UNKNOWN, J.SUCCEEDED),
+        (J.RUNNING, J.UNKNOWN),
     ],
 )
 def test_refused(old: JobState, new: JobState) -> None:

@@ -101,16 +101,18 @@ def fold_job_event(row: dict[str, Any], at: float, kind: str, data: dict[str, An
     elif kind == "job.output":
         row["outputs"][data["key"]] = data["value"]
     elif kind == "job.state":
-        state = data["state"]
+        state, before = data["state"], row["state"]
         row["state"] = state
         row["attempt"] = data.get("attempt", row["attempt"])
         row["reason"] = data.get("reason")
         if "exit_code" in data:
             row["exit_code"] = data["exit_code"]
-        elif state in ("pending", "queued"):
+        elif state in ("pending", "queued", "unknown"):
             row["exit_code"] = None
-        if state == "running":
+        if state == "running" and before != "unreachable":  # back in reach: same start
             row["started"] = at
+        if "handle" in data:  # a running event names its attempt's handle
+            row["handle"] = data["handle"]
         if state == "pending":
             row["progress"] = row["message"] = None
         row["ended"] = at if state in FINAL_JOB else None
@@ -519,7 +521,7 @@ _job_state = st.builds(
         **({} if reason is None else {"reason": reason}),
         **({} if code is None else {"exit_code": code}),
     },
-    st.sampled_from(["pending", "queued", "running", *sorted(FINAL_JOB)]),
+    st.sampled_from(["pending", "queued", "running", "unreachable", "unknown", *sorted(FINAL_JOB)]),
     st.none() | st.integers(0, 5),
     st.none() | st.text(max_size=5),
     st.sampled_from([1, 137, 0, None]),
@@ -659,3 +661,34 @@ def test_sigkill_mid_burst_loses_no_committed_event(tmp_path: Path) -> None:
     db.close()
     events = assert_is_fold_of_events(path)
     assert len(events) >= committed
+
+
+async def test_jobs_json_built_by_sqlite_equals_get_jobs(store: Store) -> None:
+    await store.record(submitted("w1", make_spec(jobs=["a", "b", "c", "d"])))
+    for event in (
+        job_event("w1", "a", K.JOB_STATE, 2.0, state="running", attempt=1, handle={"pid": 3}),
+        job_event("w1", "a", K.JOB_PROGRESS, 2.5, progress=12.5, message='say "hi" ü'),
+        job_event("w1", "a", K.JOB_OUTPUT, 3.0, key="k", value={"nested": [1, None]}),
+        job_event("w1", "b", K.JOB_STATE, 4.0, state="failed", exit_code=3, reason="r"),
+    ):
+        store.emit(event)
+    await store.flush()
+    assert json.loads(await store.get_jobs_json("w1")) == await store.get_jobs("w1")
+    assert json.loads(await store.get_jobs_json("nosuch")) == []
+
+
+def test_a_fold_is_freed_without_the_cyclic_collector() -> None:
+    # a batch's rows must go as soon as the batch is written, not at the next gc run
+    import gc
+    import weakref
+
+    from ccd.store.fold import Fold
+
+    gc.disable()
+    try:
+        fold = Fold({}, {})
+        ref = weakref.ref(fold)
+        del fold
+        assert ref() is None
+    finally:
+        gc.enable()
