@@ -1,13 +1,17 @@
-"""What the benchmarks share: a real daemon in a scratch directory, and timed runs."""
+"""What the benchmarks share: a real daemon in a scratch directory, timed runs, result rows."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
+from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -20,9 +24,10 @@ class BenchDaemon:
 
     def __init__(self, base: Path, config: str) -> None:
         self.base = base
+        base.mkdir(parents=True, exist_ok=True)
         config_file = base / "ccd.yaml"
         config_file.write_text(config)
-        env = {
+        self.env = {
             **os.environ,
             "XDG_RUNTIME_DIR": str(base / "rt"),
             "XDG_STATE_HOME": str(base / "state"),
@@ -41,7 +46,7 @@ class BenchDaemon:
                 "--log-level",
                 "warning",
             ],
-            env=env,
+            env=self.env,
             stdout=subprocess.DEVNULL,
             stderr=self.log.open("wb"),
             cwd=ROOT,
@@ -53,18 +58,138 @@ class BenchDaemon:
                 raise RuntimeError(self.log.read_text())
             time.sleep(0.01)  # waiting for another process to bind its socket
 
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def submit(self, text: str) -> tuple[str, float]:
+        """Submit a workflow; (id, seconds until the daemon accepted it)."""
+        start = time.perf_counter()
+        wf = str(self.client.call("POST", "/v1/workflows", body=text.encode())["id"])
+        return wf, time.perf_counter() - start
+
+    def wait(self, wf: str) -> str:
+        """Follow the workflow's event stream to its end; its final state."""
+        for _ in self.client.stream_lines(path_of("workflows", wf, "events"), {"follow": True}):
+            pass
+        return str(self.client.call("GET", path_of("workflows", wf))["state"])
+
     def run(self, text: str) -> tuple[str, float]:
         """Submit a workflow and follow it to its end; (id, seconds). Raises unless it succeeded."""
         start = time.perf_counter()
-        wf = str(self.client.call("POST", "/v1/workflows", body=text.encode())["id"])
-        for _ in self.client.stream_lines(path_of("workflows", wf, "events"), {"follow": True}):
-            pass
+        wf, _ = self.submit(text)
+        state = self.wait(wf)
         elapsed = time.perf_counter() - start
-        state = self.client.call("GET", path_of("workflows", wf))["state"]
         if state != "succeeded":
             raise RuntimeError(f"workflow {wf} ended {state}; see {self.log}")
         return wf, elapsed
 
+    def ccctl(self, *args: str) -> tuple[float, subprocess.CompletedProcess[bytes]]:
+        """Run `ccctl ARGS` as a new process (what a user's shell does); (seconds, result)."""
+        start = time.perf_counter()
+        done = subprocess.run(
+            [sys.executable, "-m", "ccd.cli", *args], env=self.env, cwd=ROOT, capture_output=True
+        )
+        elapsed = time.perf_counter() - start
+        if done.returncode != 0:
+            raise RuntimeError(f"ccctl {' '.join(args)}: {done.stderr.decode()}")
+        return elapsed, done
+
     def close(self) -> None:
         self.proc.send_signal(signal.SIGTERM)
         self.proc.wait(60)
+
+
+# -- memory -------------------------------------------------------------------------------
+def rss_mb(pid: int) -> float:
+    """Resident set size of `pid` in MiB."""
+    return _status_kib(pid, "VmRSS") / 1024
+
+
+def _status_kib(pid: int, field: str) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    raise KeyError(field)
+
+
+class RssSampler:
+    """Samples a process's RSS in a thread; `peak` and `samples` (MiB)."""
+
+    def __init__(self, pid: int, interval: float = 0.05) -> None:
+        self.pid = pid
+        self.samples: list[float] = []
+        self._interval = interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> RssSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.samples.append(rss_mb(self.pid))
+            except (OSError, KeyError):
+                return
+            self._stop.wait(self._interval)
+
+    @property
+    def peak(self) -> float:
+        return max(self.samples, default=0.0)
+
+
+# -- statistics ---------------------------------------------------------------------------
+def percentile(values: list[float], p: float) -> float:
+    """The `p`-th percentile (0..100), nearest rank."""
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(p / 100 * len(ordered) + 0.5) - 1))]
+
+
+# -- result rows ----------------------------------------------------------------------------
+@dataclass
+class Row:
+    """One line of the run_all table."""
+
+    measure: str
+    target: str
+    ccd: str
+    baseline: str = ""
+    ratio: str = ""
+    met: bool | None = None  # None: reported, no target
+
+    @property
+    def met_text(self) -> str:
+        return "—" if self.met is None else ("yes" if self.met else "NO")
+
+
+def print_rows(rows: list[Row], as_json: bool) -> None:
+    if as_json:
+        print(json.dumps([asdict(r) for r in rows]))
+        return
+    print(table(rows))
+
+
+def table(rows: list[Row]) -> str:
+    """A Markdown table: readable in a terminal and pasteable into docs/benchmarks.md."""
+    head = ("measure", "target", "ccd", "baseline", "ratio", "met")
+    cells = [head] + [(r.measure, r.target, r.ccd, r.baseline, r.ratio, r.met_text) for r in rows]
+    widths = [max(len(c[i]) for c in cells) for i in range(len(head))]
+
+    def line(c: tuple[str, ...]) -> str:
+        return "| " + " | ".join(x.ljust(w) for x, w in zip(c, widths, strict=True)) + " |"
+
+    sep = "|" + "|".join("-" * (w + 2) for w in widths) + "|"
+    return "\n".join([line(cells[0]), sep, *(line(c) for c in cells[1:])])
+
+
+def rows_from_json(text: str) -> list[Row]:
+    data: list[dict[str, Any]] = json.loads(text)
+    return [Row(**d) for d in data]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import time
 from collections.abc import AsyncIterator
@@ -18,24 +19,46 @@ from typing import TYPE_CHECKING, Annotated, Any
 from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response, StreamingResponse
+from pydantic import BaseModel, ConfigDict
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from ccd import __version__
-from ccd.errors import CcdError, NotFound
+from ccd import __version__, gc
+from ccd.errors import CcdError, Conflict, NotFound
 from ccd.executors.base import LaunchError
 from ccd.executors.wrapper import EXIT, LOG
+from ccd.heap import gc_paused
+from ccd.spec.durations import parse_age
 from ccd.spec.model import Workflow
 from ccd.spec.validate import load_workflow_text
 from ccd.states import JobState
 
 if TYPE_CHECKING:
     from ccd.daemon.server import Daemon
+    from ccd.engine import Engine
 
 #: the largest workflow file the API accepts
 MAX_BODY = 32 * 1024 * 1024
 #: an idle stream sends an empty line this often, so dead clients are noticed
 HEARTBEAT = 15.0
-LOG_CHUNK = 256 * 1024
+LOG_CHUNK = 1024 * 1024
+
+
+class GcRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    #: an age with a unit: 30d, 12h, 90m
+    older_than: str
+    dry_run: bool = False
+
+
+class _Running:
+    """The workflows the engine drives now, asked at the moment `gc` deletes."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+
+    def __contains__(self, workflow_id: object) -> bool:
+        return isinstance(workflow_id, str) and self._engine.is_running(workflow_id)
 
 
 def _error(status: int, message: str, **extra: Any) -> JSONResponse:
@@ -80,16 +103,6 @@ def create_app(daemon: Daemon) -> FastAPI:
             raise NotFound(f"no workflow with id or name '{ref}' (see: ccctl ls)")
         return row
 
-    async def status(ref: str) -> dict[str, Any]:
-        # events after `seq` may or may not be reflected below; a watcher that
-        # applies them again converges, because events carry absolute values
-        seq = store.last_seq
-        row = await workflow(ref)
-        row["seq"] = seq
-        row["jobs"] = await store.get_jobs(row["id"])
-        row.pop("spec", None)
-        return row
-
     @app.get("/v1/health")
     async def health() -> dict[str, Any]:
         return {
@@ -125,14 +138,16 @@ def create_app(daemon: Daemon) -> FastAPI:
     @app.post("/v1/validate")
     async def validate(request: Request, source: str | None = None) -> dict[str, Any]:
         """Validate a workflow (the body, YAML) without running it."""
-        spec = await read_spec(request, source)
+        with gc_paused():
+            spec = await read_spec(request, source)
         return {"name": spec.name, "jobs": len(spec.jobs)}
 
     @app.post("/v1/workflows", status_code=201)
     async def submit(request: Request, source: str | None = None) -> dict[str, Any]:
         """Submit a workflow: the body is the workflow file (YAML)."""
-        spec = await read_spec(request, source)
-        workflow_id = await engine.submit(spec)
+        with gc_paused():  # a big workflow is millions of objects, none garbage
+            spec = await read_spec(request, source)
+            workflow_id = await engine.submit(spec)
         return {"id": workflow_id, "name": spec.name, "jobs": len(spec.jobs)}
 
     @app.get("/v1/workflows")
@@ -140,16 +155,28 @@ def create_app(daemon: Daemon) -> FastAPI:
         return await store.list_workflows(limit)
 
     @app.get("/v1/workflows/{ref}")
-    async def show(ref: str) -> dict[str, Any]:
-        return await status(ref)
+    async def show(ref: str) -> Response:
+        """The workflow and its jobs (in file order): what `ccctl status` shows."""
+        # events after `seq` may or may not be reflected below; a watcher that
+        # applies them again converges, because events carry absolute values
+        seq = store.last_seq
+        row = await workflow(ref)
+        row["seq"] = seq
+        row.pop("spec", None)
+        # the jobs' JSON comes from SQLite as text: a 10,000-job status is ~4 MB,
+        # and decoding then re-encoding it in Python cost most of the request
+        jobs = await store.get_jobs_json(row["id"])
+        body = json.dumps(row)[:-1] + ', "jobs": ' + jobs + "}"
+        return Response(body.encode(), media_type="application/json")
 
     @app.post("/v1/workflows/{ref}/cancel")
     async def cancel(ref: str, job: str | None = None) -> dict[str, Any]:
         row = await workflow(ref)
         if job is not None and await store.get_job(row["id"], job) is None:
             raise NotFound(f"workflow {row['id']} has no job '{job}'")
+        seq = store.last_seq  # events after this one tell how the cancel went
         engine.cancel(row["id"], job)
-        return {"id": row["id"], "cancelled": job or "workflow"}
+        return {"id": row["id"], "cancelled": job or "workflow", "seq": seq}
 
     @app.post("/v1/workflows/{ref}/jobs/{job}/cancel")
     async def cancel_job(ref: str, job: str) -> dict[str, Any]:
@@ -160,6 +187,23 @@ def create_app(daemon: Daemon) -> FastAPI:
         row = await workflow(ref)
         jobs = await engine.retry(row["id"])
         return {"id": row["id"], "retried": jobs}
+
+    @app.post("/v1/gc")
+    async def collect_garbage(body: GcRequest) -> dict[str, Any]:
+        """Delete finished workflows older than `older_than` (events, rows, run directories
+        here and on SSH hosts), then shrink the database; `dry_run` only lists them."""
+        try:
+            seconds = parse_age(body.older_than)
+        except ValueError as exc:
+            raise CcdError(f"older_than: {exc}") from exc
+        return await gc.collect(
+            store,
+            config.runs_dir,
+            daemon.ssh,
+            older_than=seconds,
+            dry_run=body.dry_run,
+            running=_Running(engine),
+        )
 
     @app.get("/v1/hosts")
     async def hosts() -> list[dict[str, Any]]:
@@ -252,10 +296,8 @@ async def _log_stream(
     try:
         # the wrapper may not have created the log yet; creating it empty is harmless
         with os.fdopen(os.open(path, os.O_RDONLY | os.O_CREAT, 0o600), "rb") as fh:
+            ended = False
             while True:
-                ended = not follow or await _attempt_ended(
-                    daemon, workflow_id, job, attempt, run_dir
-                )
                 fh.seek(offset)
                 data = await asyncio.to_thread(fh.read, LOG_CHUNK)
                 if data:
@@ -264,8 +306,16 @@ async def _log_stream(
                     continue
                 if ended:
                     return
-                assert watch is not None
-                await _wait_change(watch)
+                # asked only when caught up (not per chunk: it is a query), and then
+                # read once more, so output written just before the end is not missed
+                ended = (
+                    not follow
+                    or daemon.stopping
+                    or await _attempt_ended(daemon, workflow_id, job, attempt, run_dir)
+                )
+                if not ended:
+                    assert watch is not None
+                    await _wait_change(watch)
     finally:
         if watch is not None:
             watch.close()
@@ -279,6 +329,8 @@ async def _first_attempt(daemon: Daemon, workflow_id: str, job: str) -> int:
         row = await store.get_job(workflow_id, job)
         if row is None or row["attempt"] > 0 or JobState(row["state"]).is_final:
             return 0 if row is None else int(row["attempt"])
+        if daemon.stopping:
+            raise Conflict(f"the daemon is stopping before job '{job}' started; ask again later")
         await store.wait_for_seq(seen, timeout=HEARTBEAT)
 
 
@@ -318,7 +370,8 @@ async def _event_stream(
                 yield ("\n".join(text for _, text in batch) + "\n").encode()
         if len(batch) == 1000:
             continue
-        if not follow or final:
+        # a stopping daemon ends its streams (after what was committed) so it can exit
+        if not follow or final or daemon.stopping:
             return
         if workflow_id is not None and await _workflow_final(daemon, workflow_id):
             final = True  # drain once more: the final event may have landed just now

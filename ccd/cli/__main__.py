@@ -1,3 +1,3 @@
-from ccd.cli.main import main
+from ccd.cli.fast import main
 
 main()

@@ -121,11 +121,12 @@ class Client:
         conn, response = self._open("GET", path, params, None, headers, None)
         try:
             while True:
-                chunk = response.read1(65536)
+                chunk = response.read1(1 << 20)
                 if not chunk:
                     return
                 yield chunk
-        except OSError as exc:
+        except (OSError, http.client.HTTPException) as exc:
+            # HTTPException: the body was cut off (IncompleteRead), e.g. the daemon died
             raise DaemonUnreachable(f"lost the connection to the ccd daemon: {exc}") from exc
         finally:
             conn.close()

@@ -19,6 +19,7 @@ from typing import Annotated, Any, NoReturn
 import typer
 
 from ccd import __version__
+from ccd.cli import fast
 from ccd.cli.client import ApiError, Client, path_of, start_daemon
 from ccd.errors import CcdError
 
@@ -38,6 +39,7 @@ WfArg = Annotated[str, typer.Argument(help="Workflow id, or name (the newest wit
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 
 FINAL_WORKFLOW_STATES = {"succeeded", "failed", "cancelled"}
+FINAL_JOB_STATES = {"succeeded", "failed", "timed_out", "cancelled", "skipped"}
 
 
 def quiet_pipe() -> None:
@@ -135,27 +137,13 @@ def list_workflows(
     limit: Annotated[int, typer.Option(help="At most this many, newest first.")] = 50,
 ) -> None:
     """List workflows, newest first."""
-    rows = client().call("GET", "/v1/workflows", params={"limit": limit})
-    if as_json:
-        print_json(rows)
-        return
-    from ccd.cli.render import workflows_table
-
-    console().print(workflows_table(rows))
+    fast.list_workflows(as_json, limit)  # also reached without typer: see ccd.cli.fast
 
 
 @app.command()
 def status(wf: WfArg, as_json: JsonOpt = False) -> None:
     """Show a workflow and the state of each of its jobs."""
-    data = get_status(client(), wf)
-    if as_json:
-        print_json(data)
-        return
-    from ccd.cli.render import status_table, summary_line
-
-    con = console()
-    con.print(summary_line(data))
-    con.print(status_table(data))
+    fast.show_status(wf, as_json)  # also reached without typer: see ccd.cli.fast
 
 
 @app.command()
@@ -225,11 +213,54 @@ def cancel(
     job: Annotated[
         str | None, typer.Argument(help="Cancel only this job (and its descendants).")
     ] = None,
+    wait: Annotated[
+        float,
+        typer.Option(
+            help="Seconds to wait for the cancelled jobs to end and report any that may "
+            "still be alive (a failed scancel); 0 returns at once."
+        ),
+    ] = 60,
 ) -> None:
-    """Cancel a running workflow, or one job of it; the jobs' whole process trees are killed."""
+    """Cancel a running workflow, or one job of it; the jobs' whole process trees are killed.
+
+    Exits 1 if a job may still be alive (e.g. scancel failed while Slurm's controller
+    was down): the message names it.
+    """
+    c = client()
     params = {"job": job} if job else None
-    result = client().call("POST", path_of("workflows", wf, "cancel"), params=params)
+    result = c.call("POST", path_of("workflows", wf, "cancel"), params=params)
     print(f"cancelling {result['cancelled']} of {result['id']}")
+    if wait > 0 and not follow_cancel(c, str(result["id"]), job, int(result["seq"]), wait):
+        raise typer.Exit(1)
+
+
+def follow_cancel(c: Client, wf: str, job: str | None, since: int, wait: float) -> bool:
+    """Follow the events of a cancel; False if a job may have survived it."""
+    deadline = time.monotonic() + wait
+    alive: list[str] = []
+    if job is not None:
+        jobs = c.call("GET", path_of("workflows", wf))["jobs"]
+        if any(j["name"] == job and j["state"] in FINAL_JOB_STATES for j in jobs):
+            return True  # it had ended already: nothing was cancelled
+    lines = c.stream_lines(path_of("workflows", wf, "events"), {"follow": True, "since": since})
+    for line in lines:  # ends when the workflow is final
+        if line.strip():
+            event = json.loads(line)
+            data = event.get("data", {})
+            if event["kind"] == "job.warning" and "may still be alive" in data.get("message", ""):
+                alive.append(event["job"])
+                print(f"{event['job']}: {data['message']}", file=sys.stderr)
+            done = event["kind"] == "job.state" and event["job"] == job
+            if done and data.get("state") in FINAL_JOB_STATES:
+                break
+        if time.monotonic() > deadline:
+            print(
+                f"the cancelled jobs had not all ended after {wait:g}s; "
+                f"`ccctl status {wf}` shows them",
+                file=sys.stderr,
+            )
+            return False
+    return not alive
 
 
 @app.command()
@@ -271,6 +302,43 @@ def graph(
     else:
         fail(f"{output}: use a .svg or .dot file name", 2)
     print(f"wrote {output}")
+
+
+@app.command("gc")
+def collect_garbage(
+    older_than: Annotated[
+        str,
+        typer.Option(
+            "--older-than", help="Age of finished workflows to delete: e.g. 30d, 12h, 90m."
+        ),
+    ],
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Only list what would be deleted.")
+    ] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Delete finished workflows older than an age: their events, jobs and run directories
+    (here and on SSH hosts); the database shrinks. Running workflows are never touched.
+
+    Exits 1 if a host's run directories could not be removed.
+    """
+    from ccd.cli.gc import gc_report
+    from ccd.spec.durations import parse_age
+
+    try:
+        parse_age(older_than)  # before starting a daemon for nothing
+    except ValueError as exc:
+        fail(f"--older-than: {exc}", 2)
+    c = client()
+    c.timeout = 3600.0  # VACUUM of a large database takes a while
+    body = json.dumps({"older_than": older_than, "dry_run": dry_run}).encode()
+    result = c.call("POST", "/v1/gc", body=body, headers={"Content-Type": "application/json"})
+    if as_json:
+        print_json(result)
+    else:
+        print("\n".join(gc_report(result)))
+    if result["remote_errors"]:
+        raise typer.Exit(1)
 
 
 # -- hosts ---------------------------------------------------------------------------

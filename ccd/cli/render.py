@@ -10,7 +10,7 @@ from __future__ import annotations
 import heapq
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ccd.states import FINAL_JOB_STATES, WorkflowState
@@ -175,26 +175,53 @@ def _counts_text(counts: Mapping[str, int]) -> Text:
     return text
 
 
-def workflows_table(rows: Iterable[Mapping[str, Any]], now: float | None = None) -> Table:
+def _grid(headers: Sequence[str], rows: list[list[Text]], right: Collection[str] = ()) -> Text:
+    """A table as one Text: columns as wide as their widest cell, two spaces apart.
+
+    rich's Table lays out every cell as a renderable of its own (~1 ms per row of a
+    status here: 0.27 s for 200 jobs); one Text with styled spans renders 10,000
+    rows in a fraction of that.  Lines never wrap: each is cut at the terminal's edge.
+    """
+    from rich.text import Text
+
+    head = [Text(h, style="bold") for h in headers]
+    widths = [max(cell.cell_len for cell in column) for column in zip(head, *rows, strict=True)]
+    last = len(headers) - 1
+    out = Text(no_wrap=True, overflow="ellipsis")
+    for index, row in enumerate([head, *rows]):
+        if index:
+            out.append("\n")
+        for i, cell in enumerate(row):
+            pad = " " * (widths[i] - cell.cell_len)
+            if i:
+                out.append("  ")
+            if headers[i] in right:
+                out.append(pad)
+                out.append_text(cell)
+            else:
+                out.append_text(cell)
+                if i < last:
+                    out.append(pad)
+    return out
+
+
+def workflows_table(rows: Iterable[Mapping[str, Any]], now: float | None = None) -> Text:
     """The `ccctl ls` table: one row per workflow summary."""
-    from rich.table import Table
     from rich.text import Text
 
     now = time.time() if now is None else now
-    table = Table(box=None, header_style="bold", pad_edge=False)
-    for name in ("ID", "Name", "State", "Jobs", "Created", "Elapsed"):
-        table.add_column(name, justify="right" if name == "Elapsed" else "left")
-    for row in rows:
-        state = str(row.get("state", "unknown"))
-        table.add_row(
+    cells = [
+        [
             Text(str(row.get("id", ""))),
             Text(one_line(row.get("name", ""))),
-            state_text(state),
+            state_text(str(row.get("state", "unknown"))),
             _counts_text(count_states(row)),
             Text(format_when(row.get("created"))),
             Text(format_duration(elapsed(row, now, "created"))),
-        )
-    return table
+        ]
+        for row in rows
+    ]
+    return _grid(("ID", "Name", "State", "Jobs", "Created", "Elapsed"), cells, ("Elapsed",))
 
 
 def _note(job: Mapping[str, Any]) -> str:
@@ -202,29 +229,28 @@ def _note(job: Mapping[str, Any]) -> str:
     return one_line(job.get("reason") or job.get("message") or "")
 
 
-def status_table(status: Mapping[str, Any], now: float | None = None) -> Table:
+def status_table(status: Mapping[str, Any], now: float | None = None) -> Text:
     """The `ccctl status` table: one row per job, in the daemon's order."""
-    from rich.table import Table
     from rich.text import Text
 
     now = time.time() if now is None else now
-    table = Table(box=None, header_style="bold", pad_edge=False)
-    for name in ("Job", "State", "Progress", "Attempt", "Exit", "Host", "Elapsed", "Reason"):
-        right = name in ("Progress", "Attempt", "Exit", "Elapsed")
-        table.add_column(name, justify="right" if right else "left")
+    cells = []
     for job in status.get("jobs", []):
         exit_code = job.get("exit_code")
-        table.add_row(
-            Text(one_line(job.get("name", ""))),
-            state_text(str(job.get("state", "unknown"))),
-            Text(format_percent(job.get("progress"))),
-            Text(str(job.get("attempt") or "")),
-            Text("" if exit_code is None else str(exit_code)),
-            Text(one_line(job.get("host", ""))),
-            Text(format_duration(elapsed(job, now))),
-            Text(_note(job)),
+        cells.append(
+            [
+                Text(one_line(job.get("name", ""))),
+                state_text(str(job.get("state", "unknown"))),
+                Text(format_percent(job.get("progress"))),
+                Text(str(job.get("attempt") or "")),
+                Text("" if exit_code is None else str(exit_code)),
+                Text(one_line(job.get("host", ""))),
+                Text(format_duration(elapsed(job, now))),
+                Text(_note(job)),
+            ]
         )
-    return table
+    headers = ("Job", "State", "Progress", "Attempt", "Exit", "Host", "Elapsed", "Reason")
+    return _grid(headers, cells, ("Progress", "Attempt", "Exit", "Elapsed"))
 
 
 # -- the live model ---------------------------------------------------------------

@@ -238,6 +238,27 @@ def test_missing_output_fails_the_child_with_a_reason(daemon: DaemonProc) -> Non
     assert "set no output 'nothing'" in jobs["b"]["reason"]
 
 
+def test_outputs_of_any_ancestor_but_no_other_job(daemon: DaemonProc) -> None:
+    wf = daemon.submit(
+        textwrap.dedent("""
+        name: ancestors
+        jobs:
+          a: {run: 'echo "::ccd output v=1"'}
+          side: {run: 'echo "::ccd output v=2"'}
+          b: {needs: [a], run: "true"}
+          c: {needs: [b, side], run: 'echo "${{ jobs.a.outputs.v }}"'}
+          d: {needs: [c], run: 'echo "${{ jobs.side.outputs.v }}"'}
+          e: {needs: [a, side], run: 'echo "${{ jobs.d.outputs.v }}"'}
+    """)
+    )
+    jobs = {j["name"]: j for j in daemon.wait_final(wf)["jobs"]}
+    assert jobs["c"]["state"] == "succeeded" and jobs["d"]["state"] == "succeeded"
+    assert daemon.log_of(wf, "c").strip() == "1"
+    assert daemon.log_of(wf, "d").strip() == "2"
+    assert jobs["e"]["state"] == "failed"
+    assert "which is not an ancestor of 'e'" in jobs["e"]["reason"]
+
+
 def test_markers_become_progress_and_warnings(daemon: DaemonProc) -> None:
     wf = daemon.submit(
         textwrap.dedent("""

@@ -1,0 +1,122 @@
+"""Every benchmark of issue #6, one table: measure, target, ccd, baseline, ratio, met.
+
+Each benchmark runs in its own process (`python bench/X.py --json`), one after
+the other, so no two compete for the CPUs:
+
+    throughput.py  W1/W2/W3 against the plain-asyncio baseline (best of --repeat)
+    scale.py       1k/10k/100k-job workflows: accept time, RSS, ms/job
+    latency.py     marker → watcher, `ccctl ls`/`status`, the API under load
+    logs.py        a job writing 1 GB
+    store.py       events/s through the batched writer
+    ssh.py         SSH throughput and marker latency (root: it starts sshd)
+    slurm.py       Slurm figures (root: it starts a single-node cluster); prints the
+                   same rows with --json. Were it missing, a row would say so
+
+    python bench/run_all.py [--quick] [--only scale latency ...] [--markdown FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.common import ROOT, Row, rows_from_json, table
+
+BENCHES = ("throughput", "scale", "latency", "logs", "store", "ssh", "slurm")
+
+
+def throughput_rows(text: str) -> list[Row]:
+    rows = []
+    for r in json.loads(text):
+        targeted = r["workload"] in ("W2", "W3")
+        rows.append(
+            Row(
+                f"throughput {r['workload']} {r['description']}, jobs/s",
+                "≥ 0.6× baseline" if targeted else "",
+                f"{r['ccd_jobs_s']:.0f}",
+                f"{r['baseline_jobs_s']:.0f}",
+                f"{r['ratio']:.2f}",
+                met=r["ratio"] >= 0.6 if targeted else None,
+            )
+        )
+    return rows
+
+
+def command(name: str, quick: bool, repeat: int) -> list[str]:
+    args = [sys.executable, str(ROOT / "bench" / f"{name}.py"), "--json"]
+    if name == "throughput":
+        args += ["--repeat", str(repeat)]
+    elif name in ("scale", "latency", "logs", "store") and quick:
+        args.append("--quick")
+    elif name == "slurm" and quick:
+        args += ["--jobs", "100"]
+    if name == "scale":
+        args += ["--repeat", "1" if quick else "3"]
+    return args
+
+
+def run(name: str, quick: bool, repeat: int) -> list[Row]:
+    script = ROOT / "bench" / f"{name}.py"
+    if not script.exists():
+        return [Row(f"{name}: bench/{name}.py not written yet — hook only", "", "not run")]
+    if name == "ssh" and os.geteuid() != 0:
+        return [Row("ssh: needs root (starts sshd)", "", "not run")]
+    start = time.monotonic()
+    done = subprocess.run(command(name, quick, repeat), capture_output=True, text=True, cwd=ROOT)
+    print(f"# {name}: {time.monotonic() - start:.0f} s", file=sys.stderr)
+    if done.returncode != 0:
+        tail = " ".join(done.stderr.strip().splitlines()[-1:])
+        return [Row(f"{name}: FAILED", "", tail[:100], met=False)]
+    try:
+        if name == "throughput":  # its --json is indented over many lines
+            return throughput_rows(done.stdout)
+        return rows_from_json(done.stdout.strip().splitlines()[-1])
+    except (ValueError, TypeError, KeyError) as exc:
+        return [Row(f"{name}: output not in the row format ({exc})", "", "not read", met=False)]
+
+
+def machine() -> str:
+    cpu = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    return (
+        f"{os.cpu_count()} × {cpu}, {mem:.0f} GiB, {platform.system()} {platform.release()}, "
+        f"Python {platform.python_version()}"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="smaller sizes, shorter runs")
+    parser.add_argument("--only", nargs="*", choices=BENCHES, help="run only these")
+    parser.add_argument("--repeat", type=int, default=3, help="throughput runs (best kept)")
+    parser.add_argument("--markdown", type=Path, help="also write the table to this file")
+    args = parser.parse_args()
+    rows: list[Row] = []
+    for name in args.only or BENCHES:
+        rows += run(name, args.quick, args.repeat)
+    stamp = time.strftime("%Y-%m-%d %H:%M")
+    text = f"{stamp}, {machine()}{', --quick' if args.quick else ''}\n\n{table(rows)}\n"
+    print(text)
+    if args.markdown is not None:
+        args.markdown.write_text(text)
+    missed = [r.measure for r in rows if r.met is False]
+    print(f"{len(missed)} target(s) not met" + (": " + "; ".join(missed) if missed else ""))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,180 @@
+"""Scale: 1,000 to 100,000-job workflows, fan-out and layered DAG.
+
+For each shape and size, a fresh daemon (so its memory is this workflow's):
+
+* accept: wall time of `POST /v1/workflows` (YAML parse, validation, the
+  submitted event committed, the engine started), as `ccctl submit` sees it;
+* RSS: the daemon's resident memory after accepting, and its peak while running;
+* ms/job: wall time from submit to the end of the event stream, per job
+  (trivial `true` jobs, concurrency 16; 100,000 for the layered DAG only),
+  against the plain-asyncio baseline of
+  bench/throughput.py on the same DAG (in this process).
+
+Shapes: fan-out 1 → N-2 → 1; layered: layers 100 wide, each job needing two
+jobs of the layer before.
+
+    python bench/scale.py [--quick] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.common import BenchDaemon, Row, RssSampler, print_rows, rss_mb
+from bench.throughput import baseline, ccd_workflow, fan
+
+CONCURRENCY = 16
+WIDTH = 100
+CONFIG = "hosts:\n  localhost:\n    max_jobs: 64\n"
+
+
+def layered(n: int) -> dict[str, list[str]]:
+    jobs: dict[str, list[str]] = {}
+    for i in range(n):
+        layer, k = divmod(i, WIDTH)
+        parents = [] if layer == 0 else [f"l{layer - 1}_{k}", f"l{layer - 1}_{(k + 1) % WIDTH}"]
+        jobs[f"l{layer}_{k}"] = parents
+    return jobs
+
+
+SHAPES: dict[str, Callable[[int], dict[str, list[str]]]] = {
+    "fan-out": lambda n: fan(n - 2),
+    "layered": layered,
+}
+
+
+def measure(base: Path, shape: str, size: int, run: bool, repeat: int) -> dict[str, float | None]:
+    """Best accept of `repeat` fresh daemons (each warmed up by a 10-job workflow);
+    the RSS of the last one; with `run`, the last workflow runs to its end."""
+    jobs = SHAPES[shape](size)
+    text = ccd_workflow(f"{shape}-{size}", jobs, CONCURRENCY)
+    accepts = []
+    run_s = None
+    for i in range(repeat):
+        daemon = BenchDaemon(base / f"{shape}-{size}-{i}", CONFIG)
+        try:
+            daemon.run(ccd_workflow("warm-up", SHAPES[shape](10), CONCURRENCY))
+            idle = rss_mb(daemon.pid)
+            wf, accept = daemon.submit(text)
+            accepts.append(accept)
+            accepted_rss = peak = rss_mb(daemon.pid)
+            if not run or i < repeat - 1:
+                continue
+            start = time.perf_counter()
+            with RssSampler(daemon.pid, 0.2) as sampler:
+                state = daemon.wait(wf)
+            run_s = accept + time.perf_counter() - start
+            peak = max(peak, sampler.peak)
+            if state != "succeeded":
+                raise RuntimeError(f"{shape}-{size} ended {state}; see {daemon.log}")
+        finally:
+            daemon.close()  # jobs of an unfinished workflow are left to end on their own
+    base_s = None
+    if run:
+        base_s = asyncio.run(baseline(jobs, CONCURRENCY, base / f"baseline-{shape}-{size}.db"))
+    return {
+        "jobs": len(jobs),
+        "accept_s": min(accepts),
+        "idle_mb": idle,
+        "accepted_mb": accepted_rss,
+        "peak_mb": peak,
+        "run_s": run_s,
+        "baseline_s": base_s,
+    }
+
+
+def rows_for(results: dict[tuple[str, int], dict[str, float | None]]) -> list[Row]:
+    rows = []
+    for (shape, size), r in results.items():
+        accept, limit = r["accept_s"], (1.0 if size <= 10_000 else 10.0)
+        assert accept is not None
+        if size >= 10_000:
+            rows.append(
+                Row(
+                    f"scale {shape} {size:,}: validate+accept",
+                    f"< {limit:g} s",
+                    f"{accept:.2f} s",
+                    met=accept < limit,
+                )
+            )
+        else:
+            rows.append(Row(f"scale {shape} {size:,}: validate+accept", "", f"{accept:.2f} s"))
+        mem_limit = 150 if size <= 10_000 else 1024
+        peak = r["peak_mb"]
+        assert peak is not None
+        what = "peak RSS running" if r["run_s"] is not None else "RSS accepted"
+        rows.append(
+            Row(
+                f"scale {shape} {size:,}: daemon {what}",
+                f"< {mem_limit} MB" if size >= 10_000 else "",
+                f"{peak:.0f} MB",
+                met=(peak < mem_limit) if size >= 10_000 else None,
+            )
+        )
+        if r["run_s"] is not None and r["baseline_s"] is not None:
+            ms, base_ms = 1000 * r["run_s"] / size, 1000 * r["baseline_s"] / size
+            rows.append(
+                Row(
+                    f"scale {shape} {size:,}: ms/job (run to end)",
+                    "flat",
+                    f"{ms:.2f}",
+                    f"{base_ms:.2f}",
+                    f"{base_ms / ms:.2f}",
+                )
+            )
+    # flatness: the largest size's ms/job against the smallest's, per shape
+    for shape in SHAPES:
+        runs = sorted(
+            (size, r) for (s, size), r in results.items() if s == shape and r["run_s"] is not None
+        )
+        if len(runs) >= 2:
+            (small, rs), (large, rl) = runs[0], runs[-1]
+            assert rs["run_s"] is not None and rl["run_s"] is not None
+            growth = (rl["run_s"] / large) / (rs["run_s"] / small)
+            rows.append(
+                Row(
+                    f"scale {shape}: ms/job {large:,} vs {small:,}",
+                    "≤ 1.25×",
+                    f"{growth:.2f}×",
+                    met=growth <= 1.25,
+                )
+            )
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="run jobs only up to 10,000")
+    parser.add_argument("--sizes", type=int, nargs="*", default=[1_000, 10_000, 100_000])
+    parser.add_argument("--shapes", nargs="*", default=list(SHAPES))
+    parser.add_argument("--repeat", type=int, default=3, help="accepts per size; best is kept")
+    parser.add_argument("--no-run", action="store_true", help="accept only; do not run the jobs")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    # the 100,000-job run takes minutes: one shape is enough to show ms/job stays flat
+    full = {"fan-out": 10_000, "layered": 100_000}
+    base = Path(tempfile.mkdtemp(prefix="ccd-bench-scale-"))
+    results = {}
+    try:
+        for shape in args.shapes:
+            for size in args.sizes:
+                limit = 0 if args.no_run else (10_000 if args.quick else full[shape])
+                r = measure(base, shape, size, size <= limit, args.repeat)
+                results[(shape, size)] = r
+                print(f"# {shape} {size}: {r}", file=sys.stderr)
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+    print_rows(rows_for(results), args.json)
+
+
+if __name__ == "__main__":
+    main()

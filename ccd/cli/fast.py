@@ -1,0 +1,94 @@
+"""The `ccctl` entry point: `ls` and `status`, typed many times a day, skip typer.
+
+typer and click take ~75 ms to import, and typer imports pydantic while parsing
+(another ~100 ms here): most of a `ccctl ls` budget of 0.3 s.  The plain forms
+``ccctl ls [--json] [--limit N]`` and ``ccctl status WF [--json]`` are parsed here
+with the standard library; anything else (help, other commands, other spellings)
+goes to the typer app in `ccd.cli.main`, which calls the same functions.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from typing import Any
+
+from ccd.cli.client import ApiError, Client, path_of
+from ccd.errors import CcdError
+
+
+def _client() -> Client:
+    c = Client()
+    c.ensure_daemon()
+    return c
+
+
+def _print_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2) + "\n")
+
+
+def list_workflows(as_json: bool, limit: int) -> None:
+    """`ccctl ls`: the newest workflows with their job counts."""
+    rows = _client().call("GET", "/v1/workflows", params={"limit": limit})
+    if as_json:
+        _print_json(rows)
+        return
+    from rich.console import Console
+
+    from ccd.cli.render import workflows_table
+
+    Console().print(workflows_table(rows))
+
+
+def show_status(ref: str, as_json: bool) -> None:
+    """`ccctl status WF`: the workflow and a line per job."""
+    data = _client().call("GET", path_of("workflows", ref))
+    if as_json:
+        _print_json(data)
+        return
+    from rich.console import Console
+
+    from ccd.cli.render import status_table, summary_line
+
+    console = Console()
+    console.print(summary_line(data))
+    console.print(status_table(data))
+
+
+def parse(argv: list[str]) -> Callable[[], None] | None:
+    """The command for the plain forms of `ls` and `status`; None for anything else."""
+    if not argv:
+        return None
+    command, rest = argv[0], argv[1:]
+    as_json = "--json" in rest
+    rest = [a for a in rest if a != "--json"]
+    if command == "ls":
+        limit = 50
+        if len(rest) == 2 and rest[0] == "--limit" and rest[1].isdigit():
+            limit = int(rest[1])
+        elif rest:
+            return None
+        return lambda: list_workflows(as_json, limit)
+    if command == "status" and len(rest) == 1 and not rest[0].startswith("-"):
+        ref = rest[0]
+        return lambda: show_status(ref, as_json)
+    return None
+
+
+def main() -> None:
+    command = parse(sys.argv[1:])
+    if command is None:
+        from ccd.cli.main import main as full
+
+        full()
+        return
+    try:
+        command()
+    except (ApiError, CcdError) as exc:
+        print(f"ccctl: {exc.message}", file=sys.stderr)
+        sys.exit(exc.exit_code)
+    except BrokenPipeError:
+        sys.exit(0)
+    except KeyboardInterrupt:
+        sys.exit(130)

@@ -1,0 +1,35 @@
+"""Pausing Python's cyclic garbage collector around big, cycle-free allocations.
+
+Accepting a workflow of 100,000 jobs allocates millions of objects (YAML
+values, positions, models, rows, job states) that are not garbage: the
+collector only re-scans them as they pile up, a quarter of the time the accept
+takes.  Reference counting still frees everything as usual; the collector runs
+again when the last pause ends.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import threading
+from collections.abc import Iterator
+
+_lock = threading.Lock()
+_pauses = 0
+
+
+@contextlib.contextmanager
+def gc_paused() -> Iterator[None]:
+    """No cyclic collection while any caller (in any thread) is inside this block."""
+    global _pauses
+    with _lock:
+        _pauses += 1
+        if _pauses == 1:
+            gc.disable()
+    try:
+        yield
+    finally:
+        with _lock:
+            _pauses -= 1
+            if _pauses == 0:
+                gc.enable()
