@@ -31,6 +31,7 @@ from ccd.spec.durations import parse_age
 from ccd.spec.model import Workflow
 from ccd.spec.validate import load_workflow_text
 from ccd.states import JobState
+from ccd.store.reads import JOB_FIELDS
 
 if TYPE_CHECKING:
     from ccd.daemon.server import Daemon
@@ -155,8 +156,19 @@ def create_app(daemon: Daemon) -> FastAPI:
         return await store.list_workflows(limit)
 
     @app.get("/v1/workflows/{ref}")
-    async def show(ref: str) -> Response:
-        """The workflow and its jobs (in file order): what `ccctl status` shows."""
+    async def show(ref: str, fields: str | None = None) -> Response:
+        """The workflow and its jobs (in file order): what `ccctl status` shows.
+
+        `fields` (comma-separated, e.g. ``name,state,progress``) limits what each job
+        carries: a 10,000-job status is ~4 MB with handles and outputs."""
+        wanted = None
+        if fields is not None:
+            wanted = [f for f in fields.split(",") if f]
+            unknown = sorted(set(wanted) - JOB_FIELDS)
+            if unknown:
+                raise CcdError(
+                    f"unknown job fields {unknown}; known: {', '.join(sorted(JOB_FIELDS))}"
+                )
         # events after `seq` may or may not be reflected below; a watcher that
         # applies them again converges, because events carry absolute values
         seq = store.last_seq
@@ -165,7 +177,7 @@ def create_app(daemon: Daemon) -> FastAPI:
         row.pop("spec", None)
         # the jobs' JSON comes from SQLite as text: a 10,000-job status is ~4 MB,
         # and decoding then re-encoding it in Python cost most of the request
-        jobs = await store.get_jobs_json(row["id"])
+        jobs = await store.get_jobs_json(row["id"], wanted)
         body = json.dumps(row)[:-1] + ', "jobs": ' + jobs + "}"
         return Response(body.encode(), media_type="application/json")
 

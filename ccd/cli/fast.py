@@ -10,12 +10,17 @@ goes to the typer app in `ccd.cli.main`, which calls the same functions.
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import sys
 from collections.abc import Callable
 from typing import Any
 
 from ccd.cli.client import ApiError, Client, path_of
 from ccd.errors import CcdError
+
+#: the job fields `ccctl status` shows (see `ccd.cli.render.status_rows`)
+TABLE_FIELDS = "name,state,progress,message,attempt,exit_code,reason,host,started,ended"
 
 
 def _client() -> Client:
@@ -43,17 +48,18 @@ def list_workflows(as_json: bool, limit: int) -> None:
 
 def show_status(ref: str, as_json: bool) -> None:
     """`ccctl status WF`: the workflow and a line per job."""
-    data = _client().call("GET", path_of("workflows", ref))
     if as_json:
-        _print_json(data)
+        _print_json(_client().call("GET", path_of("workflows", ref)))
         return
-    from rich.console import Console
+    # only what the table shows: a big workflow's handles and outputs are most of it
+    params = {"fields": TABLE_FIELDS}
+    data = _client().call("GET", path_of("workflows", ref), params=params)
+    from ccd.cli.render import status_text
 
-    from ccd.cli.render import status_table, summary_line
-
-    console = Console()
-    console.print(summary_line(data))
-    console.print(status_table(data))
+    tty = sys.stdout.isatty()
+    colour = tty and "NO_COLOR" not in os.environ and os.environ.get("TERM") != "dumb"
+    width = shutil.get_terminal_size().columns if tty else None
+    sys.stdout.write(status_text(data, width=width, colour=colour))
 
 
 def parse(argv: list[str]) -> Callable[[], None] | None:

@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import logging
 import os
-from collections.abc import Awaitable, Callable, Container
+from collections.abc import Awaitable, Callable, Container, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -391,9 +391,12 @@ class Store:
         """The workflow's jobs in file order, JSON columns decoded."""
         return await reads.get_jobs(self._read_db, workflow_id)
 
-    async def get_jobs_json(self, workflow_id: str) -> str:
-        """`get_jobs` as a JSON array text, ready to send (no decode/encode in Python)."""
-        return await reads.get_jobs_json(self._read_db, workflow_id)
+    async def get_jobs_json(self, workflow_id: str, fields: Sequence[str] | None = None) -> str:
+        """`get_jobs` as a JSON array text, ready to send (no decode/encode in Python);
+        only `fields` of each job when given (each must be in `reads.JOB_FIELDS`)."""
+        if fields is not None and not set(fields) <= reads.JOB_FIELDS:
+            raise ValueError(f"unknown job fields: {sorted(set(fields) - reads.JOB_FIELDS)}")
+        return await reads.get_jobs_json(self._read_db, workflow_id, fields)
 
     async def get_job(self, workflow_id: str, name: str) -> dict[str, Any] | None:
         return await reads.get_job(self._read_db, workflow_id, name)

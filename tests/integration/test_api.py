@@ -148,3 +148,16 @@ def test_random_bodies_never_crash_the_daemon(daemon: DaemonProc, body: bytes) -
     except ApiError as err:
         assert 400 <= err.status < 500, err
     assert client.ping() is not None
+
+
+def test_status_with_only_some_job_fields(daemon: DaemonProc) -> None:
+    wf = daemon.submit("name: few\njobs:\n  a: {run: 'true'}\n  b: {needs: [a], run: 'true'}\n")
+    daemon.wait_final(wf)
+    full = daemon.client.call("GET", path_of("workflows", wf))
+    slim = daemon.client.call("GET", path_of("workflows", wf), params={"fields": "name,state"})
+    assert slim["jobs"] == [{"name": j["name"], "state": j["state"]} for j in full["jobs"]]
+    assert slim["state"] == full["state"] == "succeeded"
+    with pytest.raises(ApiError) as err:
+        daemon.client.call("GET", path_of("workflows", wf), params={"fields": "name,pid"})
+    assert err.value.status == 400
+    assert "unknown job fields ['pid']" in str(err.value)

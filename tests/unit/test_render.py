@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import itertools
+import re
 import subprocess
 import sys
 import time
@@ -17,7 +18,7 @@ from ccd.cli.render import (
     STATE_COLOURS,
     WatchModel,
     format_duration,
-    status_table,
+    status_text,
     summary_line,
     watch_renderable,
     workflows_table,
@@ -140,7 +141,9 @@ def test_status_table_renders() -> None:
                  started=T0 - 10, ended=T0 - 5),
         make_job("report"),
     )  # fmt: skip
-    lines = render(status_table(status, now=T0), width=120)
+    text = status_text(status, width=None, colour=False, now=T0)
+    lines = text.splitlines()[1:]  # after the summary line
+    assert "\x1b" not in text
     by_job = {line.split()[0]: line for line in lines[1:]}
     assert list(by_job) == ["fetch", "train", "eval.x-1", "report"]
     assert by_job["fetch"].split()[1:] == ["succeeded", "1", "0", "localhost", "10s"]
@@ -164,6 +167,32 @@ def test_status_table_renders() -> None:
         "memory",
     ]
     assert by_job["report"].split() == ["report", "pending", "localhost"]
+    assert lines[0].split() == [
+        "Job",
+        "State",
+        "Progress",
+        "Attempt",
+        "Exit",
+        "Host",
+        "Elapsed",
+        "Reason",
+    ]
+
+
+def test_status_text_cuts_lines_at_the_width_and_colours_states() -> None:
+    status = make_status(
+        make_job("train", "running", attempt=1, reason="x" * 200, started=T0 - 5),
+        make_job("a-job-with-a-long-name", "failed", attempt=1, exit_code=2),
+    )
+    plain = status_text(status, width=60, colour=False, now=T0).splitlines()
+    assert all(len(line) <= 60 for line in plain[1:])
+    assert plain[2].endswith("…")  # the long reason is cut, marked
+    coloured = status_text(status, width=60, colour=True, now=T0)
+    red = STATE_COLOURS["failed"]
+    r, g, b = (int(red[i : i + 2], 16) for i in (1, 3, 5))
+    assert f"\x1b[38;2;{r};{g};{b}mfailed\x1b[0m" in coloured
+    # what is left after the colour codes is the plain text
+    assert re.sub(r"\x1b\[[0-9;]*m", "", coloured).splitlines() == plain
 
 
 def test_every_state_has_a_colour() -> None:
