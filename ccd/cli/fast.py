@@ -17,7 +17,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ccd.cli.client import ApiError, Client, path_of
-from ccd.errors import CcdError
+from ccd.errors import CcdError, DaemonUnreachable
 
 #: the job fields `ccctl status` shows (see `ccd.cli.render.status_rows`)
 TABLE_FIELDS = "name,state,progress,message,attempt,exit_code,reason,host,started,ended"
@@ -29,13 +29,22 @@ def _client() -> Client:
     return c
 
 
+def _get(path: str, params: dict[str, Any] | None = None) -> Any:
+    """GET from the daemon, starting it first only if it does not answer (one round
+    trip when it runs, not a health check and then the request)."""
+    try:
+        return Client().call("GET", path, params=params)
+    except DaemonUnreachable:
+        return _client().call("GET", path, params=params)
+
+
 def _print_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, indent=2) + "\n")
 
 
 def list_workflows(as_json: bool, limit: int) -> None:
     """`ccctl ls`: the newest workflows with their job counts."""
-    rows = _client().call("GET", "/v1/workflows", params={"limit": limit})
+    rows = _get("/v1/workflows", {"limit": limit})
     if as_json:
         _print_json(rows)
         return
@@ -49,11 +58,11 @@ def list_workflows(as_json: bool, limit: int) -> None:
 def show_status(ref: str, as_json: bool) -> None:
     """`ccctl status WF`: the workflow and a line per job."""
     if as_json:
-        _print_json(_client().call("GET", path_of("workflows", ref)))
+        _print_json(_get(path_of("workflows", ref)))
         return
     # only what the table shows: a big workflow's handles and outputs are most of it
     params = {"fields": TABLE_FIELDS}
-    data = _client().call("GET", path_of("workflows", ref), params=params)
+    data = _get(path_of("workflows", ref), params)
     from ccd.cli.render import status_text
 
     tty = sys.stdout.isatty()
@@ -91,6 +100,7 @@ def main() -> None:
         return
     try:
         command()
+        sys.stdout.flush()
     except (ApiError, CcdError) as exc:
         print(f"ccctl: {exc.message}", file=sys.stderr)
         sys.exit(exc.exit_code)
@@ -98,3 +108,6 @@ def main() -> None:
         sys.exit(0)
     except KeyboardInterrupt:
         sys.exit(130)
+    # Done and flushed: skip the interpreter's teardown, which frees every object of
+    # a big status one by one (~20 ms for 10,000 jobs) for a process about to end.
+    os._exit(0)
