@@ -156,11 +156,13 @@ def create_app(daemon: Daemon) -> FastAPI:
         return await store.list_workflows(limit)
 
     @app.get("/v1/workflows/{ref}")
-    async def show(ref: str, fields: str | None = None) -> Response:
+    async def show(ref: str, fields: str | None = None, rows: bool = False) -> Response:
         """The workflow and its jobs (in file order): what `ccctl status` shows.
 
         `fields` (comma-separated, e.g. ``name,state,progress``) limits what each job
-        carries: a 10,000-job status is ~4 MB with handles and outputs."""
+        carries: a 10,000-job status is ~4 MB with handles and outputs.  With `rows`
+        each job is an array of those fields in that order (named once, in
+        ``job_fields``): half the bytes and a faster decode for big workflows."""
         wanted = None
         if fields is not None:
             wanted = [f for f in fields.split(",") if f]
@@ -169,6 +171,8 @@ def create_app(daemon: Daemon) -> FastAPI:
                 raise CcdError(
                     f"unknown job fields {unknown}; known: {', '.join(sorted(JOB_FIELDS))}"
                 )
+        if rows and not wanted:
+            raise CcdError("rows needs fields: name the job fields the rows hold, in order")
         # events after `seq` may or may not be reflected below; a watcher that
         # applies them again converges, because events carry absolute values
         seq = store.last_seq
@@ -177,7 +181,9 @@ def create_app(daemon: Daemon) -> FastAPI:
         row.pop("spec", None)
         # the jobs' JSON comes from SQLite as text: a 10,000-job status is ~4 MB,
         # and decoding then re-encoding it in Python cost most of the request
-        jobs = await store.get_jobs_json(row["id"], wanted)
+        jobs = await store.get_jobs_json(row["id"], wanted, rows)
+        if rows:
+            row["job_fields"] = wanted
         body = json.dumps(row)[:-1] + ', "jobs": ' + jobs + "}"
         return Response(body.encode(), media_type="application/json")
 

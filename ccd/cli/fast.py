@@ -19,9 +19,6 @@ from typing import Any
 from ccd.cli.client import ApiError, Client, path_of
 from ccd.errors import CcdError, DaemonUnreachable
 
-#: the job fields `ccctl status` shows (see `ccd.cli.render.status_rows`)
-TABLE_FIELDS = "name,state,progress,message,attempt,exit_code,reason,host,started,ended"
-
 
 def _client() -> Client:
     c = Client()
@@ -60,11 +57,11 @@ def show_status(ref: str, as_json: bool) -> None:
     if as_json:
         _print_json(_get(path_of("workflows", ref)))
         return
-    # only what the table shows: a big workflow's handles and outputs are most of it
-    params = {"fields": TABLE_FIELDS}
-    data = _get(path_of("workflows", ref), params)
-    from ccd.cli.render import status_text
+    from ccd.cli.render import TABLE_FIELDS, status_text
 
+    # only what the table shows, as rows: a big workflow's handles and outputs are
+    # most of its full answer, and field names repeated per job most of the rest
+    data = _get(path_of("workflows", ref), {"fields": ",".join(TABLE_FIELDS), "rows": True})
     tty = sys.stdout.isatty()
     colour = tty and "NO_COLOR" not in os.environ and os.environ.get("TERM") != "dumb"
     width = shutil.get_terminal_size().columns if tty else None

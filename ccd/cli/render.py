@@ -128,6 +128,8 @@ def format_percent(progress: float | None) -> str:
 
 def count_states(status: Mapping[str, Any]) -> Counter[str]:
     """Jobs per state, from a status's `jobs` or a summary's `counts`."""
+    if "job_fields" in status:  # jobs as rows
+        return Counter(str(row[1] or "unknown") for row in table_rows(status))
     if "jobs" in status:
         return Counter(str(job.get("state", "unknown")) for job in status["jobs"])
     return Counter({str(k): int(v) for k, v in (status.get("counts") or {}).items()})
@@ -242,24 +244,51 @@ _STATUS_RIGHT = frozenset({2, 3, 4, 6})
 _STATE_COLUMN = 1
 
 
+#: the job fields the status table shows, in the order `status_rows` reads them
+TABLE_FIELDS = (
+    "name", "state", "progress", "attempt", "exit_code", "host",
+    "started", "ended", "reason", "message",
+)  # fmt: skip
+
+
+def table_rows(status: Mapping[str, Any]) -> list[Sequence[Any]]:
+    """The jobs as TABLE_FIELDS rows: as the daemon sent them (``job_fields`` names the
+    columns), or taken from job objects."""
+    fields = status.get("job_fields")
+    jobs = status.get("jobs", [])
+    if fields is None:
+        return [[job.get(f) for f in TABLE_FIELDS] for job in jobs]
+    if list(fields) == list(TABLE_FIELDS):
+        return list(jobs)
+    index = [list(fields).index(f) if f in fields else None for f in TABLE_FIELDS]
+    return [[None if i is None else job[i] for i in index] for job in jobs]
+
+
 def status_rows(status: Mapping[str, Any], now: float | None = None) -> list[list[str]]:
     """The cells of the `ccctl status` table: one row per job, in the daemon's order."""
     now = time.time() if now is None else now
     # hosts, reasons and messages repeat across thousands of jobs: flatten each once
     flat: dict[Any, str] = {}
     rows = []
-    for job in status.get("jobs", []):
-        exit_code = job.get("exit_code")
-        attempt = job.get("attempt")
-        host = job.get("host", "")
-        note = job.get("reason") or job.get("message") or ""
-        started = job.get("started")
-        ended = job.get("ended")
+    for (
+        name,
+        state,
+        progress,
+        attempt,
+        exit_code,
+        host,
+        started,
+        ended,
+        reason,
+        message,
+    ) in table_rows(status):
+        note = reason or message or ""
+        host = host or ""
         rows.append(
             [
-                one_line(job.get("name", "")),
-                str(job.get("state", "unknown")),
-                format_percent(job.get("progress")),
+                one_line(name or ""),
+                str(state or "unknown"),
+                format_percent(progress),
                 str(attempt) if attempt else "",
                 "" if exit_code is None else str(exit_code),
                 flat[host] if host in flat else flat.setdefault(host, one_line(host)),

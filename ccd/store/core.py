@@ -391,12 +391,15 @@ class Store:
         """The workflow's jobs in file order, JSON columns decoded."""
         return await reads.get_jobs(self._read_db, workflow_id)
 
-    async def get_jobs_json(self, workflow_id: str, fields: Sequence[str] | None = None) -> str:
+    async def get_jobs_json(
+        self, workflow_id: str, fields: Sequence[str] | None = None, rows: bool = False
+    ) -> str:
         """`get_jobs` as a JSON array text, ready to send (no decode/encode in Python);
-        only `fields` of each job when given (each must be in `reads.JOB_FIELDS`)."""
+        only `fields` of each job when given (each must be in `reads.JOB_FIELDS`), as
+        arrays in that order if `rows`."""
         if fields is not None and not set(fields) <= reads.JOB_FIELDS:
             raise ValueError(f"unknown job fields: {sorted(set(fields) - reads.JOB_FIELDS)}")
-        return await reads.get_jobs_json(self._read_db, workflow_id, fields)
+        return await reads.get_jobs_json(self._read_db, workflow_id, fields, rows)
 
     async def get_job(self, workflow_id: str, name: str) -> dict[str, Any] | None:
         return await reads.get_job(self._read_db, workflow_id, name)

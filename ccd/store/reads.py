@@ -84,14 +84,19 @@ async def get_jobs(db: aiosqlite.Connection, workflow_id: str) -> list[dict[str,
 JOB_FIELDS = frozenset(_JOB_FIELDS)
 
 
-def _jobs_json_sql(fields: Sequence[str]) -> str:
+def _jobs_json_sql(fields: Sequence[str], rows: bool = False) -> str:
+    """Each job as an object, or (`rows`) as an array of `fields` in that order."""
+
+    def value(f: str) -> str:
+        return f"json({f})" if f in ("needs", "handle", "outputs") else f
+
+    if rows:
+        item = "json_array(" + ", ".join(value(f) for f in fields) + ")"
+    else:
+        item = "json_object(" + ", ".join(f"'{f}', {value(f)}" for f in fields) + ")"
     return (
-        "SELECT json_group_array(json(j)) FROM (SELECT json_object("
-        + ", ".join(
-            f"'{f}', json({f})" if f in ("needs", "handle", "outputs") else f"'{f}', {f}"
-            for f in fields
-        )
-        + ") AS j FROM jobs WHERE workflow_id = ? ORDER BY position)"
+        f"SELECT json_group_array(json(j)) FROM (SELECT {item} AS j "
+        "FROM jobs WHERE workflow_id = ? ORDER BY position)"
     )
 
 
@@ -99,13 +104,16 @@ _JOBS_JSON = _jobs_json_sql(_JOB_FIELDS)
 
 
 async def get_jobs_json(
-    db: aiosqlite.Connection, workflow_id: str, fields: Sequence[str] | None = None
+    db: aiosqlite.Connection,
+    workflow_id: str,
+    fields: Sequence[str] | None = None,
+    as_rows: bool = False,
 ) -> str:
     """The jobs as a JSON array text; only `fields` (names checked against JOB_FIELDS
-    by the caller: they become SQL) when given."""
-    sql = _JOBS_JSON if fields is None else _jobs_json_sql(fields)
-    rows = await _rows(db, sql, (workflow_id,))
-    return str(rows[0][0])
+    by the caller: they become SQL) when given, each job an array of them if `as_rows`."""
+    sql = _JOBS_JSON if fields is None else _jobs_json_sql(fields, as_rows)
+    found = await _rows(db, sql, (workflow_id,))
+    return str(found[0][0])
 
 
 async def get_job(db: aiosqlite.Connection, workflow_id: str, name: str) -> dict[str, Any] | None:

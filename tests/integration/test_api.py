@@ -161,3 +161,16 @@ def test_status_with_only_some_job_fields(daemon: DaemonProc) -> None:
         daemon.client.call("GET", path_of("workflows", wf), params={"fields": "name,pid"})
     assert err.value.status == 400
     assert "unknown job fields ['pid']" in str(err.value)
+
+
+def test_status_as_rows_of_named_fields(daemon: DaemonProc) -> None:
+    wf = daemon.submit("name: rows\njobs:\n  a: {run: 'exit 4'}\n  b: {run: 'true'}\n")
+    daemon.wait_final(wf)
+    shaped = daemon.client.call(
+        "GET", path_of("workflows", wf), params={"fields": "state,name,exit_code", "rows": True}
+    )
+    assert shaped["job_fields"] == ["state", "name", "exit_code"]
+    assert shaped["jobs"] == [["failed", "a", 4], ["succeeded", "b", 0]]
+    with pytest.raises(ApiError) as err:
+        daemon.client.call("GET", path_of("workflows", wf), params={"rows": True})
+    assert err.value.status == 400 and "rows needs fields" in str(err.value)

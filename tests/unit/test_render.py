@@ -498,3 +498,18 @@ def test_the_client_modules_import_neither_rich_nor_the_daemon() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=root
     )
     assert done.stdout.strip() == "[]"
+
+
+def test_status_text_from_rows_equals_from_job_objects() -> None:
+    jobs = [
+        make_job("fetch", "succeeded", attempt=1, exit_code=0, started=T0 - 50, ended=T0 - 40),
+        make_job("train", "running", attempt=2, progress=42.7, message="epoch 3", started=T0),
+    ]
+    status = make_status(*jobs)
+    # the daemon's `rows` shape, with the columns in another order than the table's
+    fields = ["state", "name", "progress", "attempt", "exit_code", "host", "started",
+              "ended", "message", "reason"]  # fmt: skip
+    as_rows = {**status, "job_fields": fields, "jobs": [[j[f] for f in fields] for j in jobs]}
+    expected = status_text(status, width=None, colour=False, now=T0)
+    assert status_text(as_rows, width=None, colour=False, now=T0) == expected
+    assert "epoch 3" in expected and "42%" in expected
