@@ -207,8 +207,10 @@ def test_requeued_job_goes_back_to_queued_under_the_same_id(
             and e["seq"] > running["seq"]
         ),
     )
-    # Slurm holds a requeued job back for a while (BeginTime): let it go now
-    slurm_cluster.run("scontrol", "update", f"JobId={slurm_id}", "StartTime=now")
+    # Slurm holds a requeued job back for ~2 min (BeginTime): let it go in 5 s.  Not at
+    # once: slurmd refuses to launch a job id it killed a moment ago ("Job N already
+    # killed, do not launch batch job"), and the job would end FAILED.
+    slurm_cluster.run("scontrol", "update", f"JobId={slurm_id}", "StartTime=now+5")
     job = d.wait_final(wf)["jobs"][0]
     assert job["state"] == "succeeded", job
     assert job["handle"]["slurm_id"] == slurm_id

@@ -140,17 +140,17 @@ class SlurmAttempt(PolledAttempt):
             await self._conclude(record.state, record.exit_code, record.signal)
             return
         # Not in the queue any more (aged out, or Slurm lost it), no accounting:
-        # the wrapper's exit file decides, else Slurm's notice in the log.
+        # the wrapper's exit file decides, else Slurm's notice in the log.  Only after
+        # a few polls: squeue can miss a job for one look (seen while a requeued job
+        # waited for its BeginTime), and a requeued job's killed first run left an
+        # exit file that its next run has not reset yet.  If accounting still says
+        # PENDING/RUNNING, it has not got the end yet, or never will (a "runaway job").
         self._missing += 1
-        if record is not None and self._missing < GRACE_POLLS:
-            # accounting still says PENDING/RUNNING: it has not got the job's end yet,
-            # or never will (a "runaway job"): a few polls, then the exit file decides
+        if self._missing < GRACE_POLLS:
             return
         code = await self.files.exit_code()
         if code is not None:
             await self._finish(ExitStatus(code, time.time()))
-            return
-        if self._missing < GRACE_POLLS:
             return
         await self.files.sync()
         notice = slurm_notice(self.files.tail())
