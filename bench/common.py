@@ -11,7 +11,7 @@ import threading
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -113,17 +113,16 @@ def _status_kib(pid: int, field: str) -> int:
     raise KeyError(field)
 
 
-class RssSampler:
-    """Samples a process's RSS in a thread; `peak` and `samples` (MiB)."""
+class Periodic:
+    """Calls `sample()` every `interval` in a thread while used as a context manager;
+    a sample that returns False stops it."""
 
-    def __init__(self, pid: int, interval: float = 0.05) -> None:
-        self.pid = pid
-        self.samples: list[float] = []
+    def __init__(self, interval: float) -> None:
         self._interval = interval
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
-    def __enter__(self) -> RssSampler:
+    def __enter__(self) -> Self:
         self._thread.start()
         return self
 
@@ -131,13 +130,28 @@ class RssSampler:
         self._stop.set()
         self._thread.join()
 
+    def sample(self) -> bool:
+        raise NotImplementedError
+
     def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self.samples.append(rss_mb(self.pid))
-            except (OSError, KeyError):
-                return
+        while not self._stop.is_set() and self.sample():
             self._stop.wait(self._interval)
+
+
+class RssSampler(Periodic):
+    """Samples a process's RSS in a thread; `peak` and `samples` (MiB)."""
+
+    def __init__(self, pid: int, interval: float = 0.05) -> None:
+        super().__init__(interval)
+        self.pid = pid
+        self.samples: list[float] = []
+
+    def sample(self) -> bool:
+        try:
+            self.samples.append(rss_mb(self.pid))
+        except (OSError, KeyError):
+            return False  # the process is gone
+        return True
 
     @property
     def peak(self) -> float:

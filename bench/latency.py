@@ -24,13 +24,12 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import BenchDaemon, Row, percentile, print_rows
+from bench.common import BenchDaemon, Periodic, Row, percentile, print_rows
 from ccd.cli.client import path_of
 
 CONFIG = "hosts:\n  localhost:\n    max_jobs: 1000\n"
@@ -88,32 +87,20 @@ def ccctl_times(daemon: BenchDaemon, wf: str, runs: int) -> dict[str, float]:
     }
 
 
-class ApiProbe:
+class ApiProbe(Periodic):
     """Calls three API routes in turn every `interval` in a thread; latencies in seconds."""
 
     def __init__(self, daemon: BenchDaemon, wf: str, interval: float = 0.02) -> None:
+        super().__init__(interval)
         self.latencies: list[float] = []
-        self._daemon, self._wf, self._interval = daemon, wf, interval
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._daemon = daemon
+        self._paths = ["/v1/health", "/v1/workflows", path_of("workflows", wf)]
 
-    def __enter__(self) -> ApiProbe:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self._stop.set()
-        self._thread.join()
-
-    def _run(self) -> None:
-        paths = ["/v1/health", "/v1/workflows", path_of("workflows", self._wf)]
-        i = 0
-        while not self._stop.is_set():
-            start = time.perf_counter()
-            self._daemon.client.call("GET", paths[i % len(paths)])
-            self.latencies.append(time.perf_counter() - start)
-            i += 1
-            self._stop.wait(self._interval)
+    def sample(self) -> bool:
+        start = time.perf_counter()
+        self._daemon.client.call("GET", self._paths[len(self.latencies) % len(self._paths)])
+        self.latencies.append(time.perf_counter() - start)
+        return True
 
 
 FLOOD = (
