@@ -49,14 +49,15 @@ def test_attempt_started_but_not_recorded_is_adopted_not_relaunched(
     assert ledger.read_text() == "start 1\n"
 
 
-def test_prepared_but_never_started_attempt_is_launched(daemon: DaemonProc, tmp_path: Path) -> None:
-    gate = tmp_path / "gate"
+def killed_while_first_waits(daemon: DaemonProc, gate: Path, then_run: str) -> str:
+    """Submit `first` (waits for `gate`) -> `then` (runs `then_run`); kill -9 the daemon
+    once `first` runs, so `then` is launched by the next daemon.  The workflow id."""
     wf = daemon.submit(
         textwrap.dedent(f"""
-        name: prep
+        name: gated
         jobs:
           first: {{run: 'while [ ! -e {gate} ]; do sleep 0.05; done'}}
-          then: {{needs: [first], run: 'echo ran'}}
+          then: {{needs: [first], run: {then_run!r}}}
     """)
     )
     daemon.wait_for_event(
@@ -66,6 +67,12 @@ def test_prepared_but_never_started_attempt_is_launched(daemon: DaemonProc, tmp_
         ),
     )
     daemon.stop(signal.SIGKILL)
+    return wf
+
+
+def test_prepared_but_never_started_attempt_is_launched(daemon: DaemonProc, tmp_path: Path) -> None:
+    gate = tmp_path / "gate"
+    wf = killed_while_first_waits(daemon, gate, "echo ran")
     # a run directory with a wrapper but no pid: a daemon that died before the spawn
     run_dir = daemon.state_dir / "runs" / wf / "then" / "1"
     run_dir.mkdir(parents=True)
@@ -84,21 +91,7 @@ def test_spawned_wrapper_slow_to_write_its_pid_is_adopted_not_relaunched(
 ) -> None:
     """A wrapper that runs but has not written `pid` yet (a loaded machine) is found."""
     ledger, gate, slow = tmp_path / "ledger", tmp_path / "gate", tmp_path / "slow"
-    wf = daemon.submit(
-        textwrap.dedent(f"""
-        name: slowpid
-        jobs:
-          first: {{run: 'while [ ! -e {gate} ]; do sleep 0.05; done'}}
-          then: {{needs: [first], run: 'echo "then $CCD_ATTEMPT" >> {ledger}'}}
-    """)
-    )
-    daemon.wait_for_event(
-        wf,
-        lambda e: (
-            e["kind"] == "job.state" and e["job"] == "first" and e["data"]["state"] == "running"
-        ),
-    )
-    daemon.stop(signal.SIGKILL)
+    wf = killed_while_first_waits(daemon, gate, f'echo "then $CCD_ATTEMPT" >> {ledger}')
     # The crash window: `then`'s wrapper was spawned by the dead daemon but is held
     # before its first line (as a starved process would be), so it has no pid file.
     run_dir = daemon.state_dir / "runs" / wf / "then" / "1"
