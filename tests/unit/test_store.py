@@ -502,13 +502,32 @@ async def test_migrations_run_in_order_and_a_newer_schema_is_refused(db_path: Pa
     async def add_notes(db: aiosqlite.Connection) -> None:
         await db.execute("CREATE TABLE notes (id INTEGER PRIMARY KEY, text TEXT)")
 
+    newer = schema.SCHEMA_VERSION + 1
     async with aiosqlite.connect(db_path, isolation_level=None) as db:
-        assert await schema.migrate(db, [*schema.MIGRATIONS, add_notes]) == 2
-        assert await schema.user_version(db) == 2
+        assert await schema.migrate(db, [*schema.MIGRATIONS, add_notes]) == newer
+        assert await schema.user_version(db) == newer
         await db.execute("INSERT INTO notes (text) VALUES ('ok')")
-    # this ccd knows only version 1
-    with pytest.raises(RuntimeError, match="schema version 2"):
+    # this ccd knows only the versions before
+    with pytest.raises(RuntimeError, match=f"schema version {newer}"):
         await Store.open(db_path)
+
+
+async def test_a_version_1_database_gains_the_jobs_position_index(db_path: Path) -> None:
+    db_path.parent.mkdir(parents=True, exist_ok=True)
+    async with aiosqlite.connect(db_path, isolation_level=None) as db:
+        assert await schema.migrate(db, schema.MIGRATIONS[:1]) == 1
+    await (await Store.open(db_path)).close()
+    with sqlite3.connect(db_path) as db:
+        assert db.execute("PRAGMA user_version").fetchone() == (schema.SCHEMA_VERSION,)
+        plan = " ".join(
+            str(row[-1])
+            for row in db.execute(
+                "EXPLAIN QUERY PLAN SELECT name FROM jobs WHERE workflow_id = 'w' ORDER BY position"
+            )
+        )
+    db.close()
+    # a workflow's jobs come in spec order straight from the index, without a sort
+    assert "jobs_workflow_position" in plan and "TEMP B-TREE" not in plan
 
 
 # -- the fold equals the log, whatever the batching -----------------------------------------
