@@ -5,8 +5,6 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from platformdirs import user_config_path, user_state_path
-
 APP = "ccd"
 #: sun_path is 108 bytes on Linux, including the terminating NUL
 MAX_SOCKET_PATH = 107
@@ -28,10 +26,17 @@ def socket_path() -> Path:
 
 def state_dir() -> Path:
     """Database, daemon log and job run directories: ``$XDG_STATE_HOME/ccd``."""
+    # platformdirs is imported where needed: `ccctl status` only needs the socket
+    from platformdirs import user_state_path
+
     return user_state_path(APP)
 
 
 def config_path() -> Path:
     """The daemon config: ``$CCD_CONFIG`` or ``$XDG_CONFIG_HOME/ccd/config.yaml``."""
     override = os.environ.get("CCD_CONFIG")
-    return Path(override) if override else user_config_path(APP) / "config.yaml"
+    if override:
+        return Path(override)
+    from platformdirs import user_config_path
+
+    return user_config_path(APP) / "config.yaml"

@@ -1,17 +1,15 @@
 """HTTP over the daemon's Unix socket, with the standard library only.
 
-`http.client` imports in ~25 ms where httpx takes ~190 ms here; the client's
-whole budget for `ccctl ls` is 300 ms including Python's own start-up, so the
-client speaks HTTP/1.1 itself (see docs/decisions.md).
+httpx takes ~190 ms to import here and `http.client` ~30 ms; the client's whole
+budget for `ccctl status` is 200 ms including Python's own start-up, so requests
+go through `ccd.cli.wire`, the small part of HTTP/1.1 the daemon speaks (see
+docs/decisions.md).
 """
 
 from __future__ import annotations
 
-import http.client
 import json
 import os
-import socket
-import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -20,26 +18,11 @@ from typing import Any
 from urllib.parse import quote, urlencode
 
 from ccd import paths
+from ccd.cli import wire
 from ccd.errors import CcdError, DaemonUnreachable
 
 #: how long `ccctl` waits for a daemon it started to answer
 AUTOSTART_TIMEOUT = 15.0
-
-
-class _UnixConnection(http.client.HTTPConnection):
-    def __init__(self, path: Path, timeout: float | None) -> None:
-        super().__init__("ccd", timeout=timeout)
-        self._path = path
-
-    def connect(self) -> None:
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.settimeout(self.timeout)
-        try:
-            sock.connect(str(self._path))
-        except OSError:
-            sock.close()
-            raise
-        self.sock = sock
 
 
 class ApiError(CcdError):
@@ -62,32 +45,33 @@ class Client:
         self.timeout = timeout
 
     # -- plumbing -------------------------------------------------------------------
-    def _open(
+    def _request(
         self,
         method: str,
         path: str,
-        params: dict[str, Any] | None,
-        body: bytes | None,
-        headers: dict[str, str] | None,
-        timeout: float | None,
-    ) -> tuple[_UnixConnection, http.client.HTTPResponse]:
+        params: dict[str, Any] | None = None,
+        body: bytes | None = None,
+        headers: dict[str, str] | None = None,
+        timeout: float | None = None,
+    ) -> wire.Response:
+        """Send a request; the response (status < 400) with its body still to read."""
         query = {k: _param(v) for k, v in (params or {}).items() if v is not None}
-        url = path + ("?" + urlencode(query) if query else "")
-        conn = _UnixConnection(self.socket_path, timeout)
+        target = path + ("?" + urlencode(query) if query else "")
         try:
-            conn.request(method, url, body=body, headers=headers or {})
-            response = conn.getresponse()
+            response = wire.request(self.socket_path, method, target, body, headers, timeout)
         except (FileNotFoundError, ConnectionRefusedError) as exc:
-            conn.close()
             raise DaemonUnreachable(self._unreachable(exc)) from exc
         except OSError as exc:
-            conn.close()
-            raise DaemonUnreachable(f"lost the connection to the ccd daemon: {exc}") from exc
+            raise _lost(exc) from exc
         if response.status >= 400:
-            data = response.read()
-            conn.close()
+            try:
+                data = response.read()
+            except OSError as exc:
+                raise _lost(exc) from exc
+            finally:
+                response.close()
             raise _api_error(response.status, data)
-        return conn, response
+        return response
 
     def _unreachable(self, exc: OSError) -> str:
         return (
@@ -104,11 +88,14 @@ class Client:
         body: bytes | None = None,
         headers: dict[str, str] | None = None,
     ) -> Any:
-        conn, response = self._open(method, path, params, body, headers, self.timeout)
+        """One request; the answer's JSON (None for an empty body)."""
+        response = self._request(method, path, params, body, headers, self.timeout)
         try:
             data = response.read()
+        except OSError as exc:
+            raise _lost(exc) from exc
         finally:
-            conn.close()
+            response.close()
         return json.loads(data) if data else None
 
     def stream(
@@ -118,18 +105,13 @@ class Client:
         headers: dict[str, str] | None = None,
     ) -> Iterator[bytes]:
         """Yield the body of a streaming response as it arrives (no timeout)."""
-        conn, response = self._open("GET", path, params, None, headers, None)
+        response = self._request("GET", path, params, None, headers, None)
         try:
-            while True:
-                chunk = response.read1(1 << 20)
-                if not chunk:
-                    return
-                yield chunk
-        except (OSError, http.client.HTTPException) as exc:
-            # HTTPException: the body was cut off (IncompleteRead), e.g. the daemon died
-            raise DaemonUnreachable(f"lost the connection to the ccd daemon: {exc}") from exc
+            yield from response.chunks()
+        except OSError as exc:  # also a body cut off, e.g. the daemon died
+            raise _lost(exc) from exc
         finally:
-            conn.close()
+            response.close()
 
     def stream_lines(self, path: str, params: dict[str, Any] | None = None) -> Iterator[bytes]:
         pending = b""
@@ -159,6 +141,8 @@ class Client:
 
 def start_daemon(client: Client) -> int:
     """Start `ccd run` detached, log to the state dir; wait until it answers. Returns its pid."""
+    import subprocess  # only here: the common commands never start a daemon
+
     log_path = paths.state_dir() / "ccd.log"
     log_path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     command = [sys.executable, "-m", "ccd.daemon.main", "run", "--socket", str(client.socket_path)]
@@ -193,6 +177,10 @@ def _param(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     return str(value)
+
+
+def _lost(exc: OSError) -> DaemonUnreachable:
+    return DaemonUnreachable(f"lost the connection to the ccd daemon: {exc}")
 
 
 def _api_error(status: int, data: bytes) -> ApiError:

@@ -52,7 +52,7 @@ def test_ls_and_status_call_the_daemon_with_the_parsed_options(
             calls.append((method, path, params))
             return [] if path == "/v1/workflows" else {"id": "x", "name": "n", "jobs": []}
 
-    monkeypatch.setattr(fast, "_client", FakeClient)
+    monkeypatch.setattr(fast, "Client", FakeClient)
     command = fast.parse(["ls", "--json", "--limit", "7"])
     assert command is not None
     command()
