@@ -160,7 +160,9 @@ def create_app(daemon: Daemon) -> FastAPI:
         """The workflow and its jobs (in file order): what `ccctl status` shows.
 
         `fields` (comma-separated, e.g. ``name,state,progress``) limits what each job
-        carries: a 10,000-job status is ~4 MB with handles and outputs.  With `rows`
+        carries: a 10,000-job status is ~4 MB with handles and outputs.  Besides the
+        stored fields, ``elapsed`` is whole seconds from start to end (or to now while
+        the job runs).  With `rows`
         each job is an array of those fields in that order (named once, in
         ``job_fields``): half the bytes and a faster decode for big workflows."""
         wanted = None

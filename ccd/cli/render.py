@@ -249,22 +249,34 @@ _STATE_COLUMN = 1
 
 #: the job fields the status table shows, in the order `status_rows` reads them
 TABLE_FIELDS = (
-    "name", "state", "progress", "attempt", "exit_code", "host",
-    "started", "ended", "reason", "message",
+    "name", "state", "progress", "attempt", "exit_code", "host", "elapsed", "reason", "message",
 )  # fmt: skip
 
 
-def table_rows(status: Mapping[str, Any]) -> list[Sequence[Any]]:
+def table_rows(status: Mapping[str, Any], now: float | None = None) -> list[Sequence[Any]]:
     """The jobs as TABLE_FIELDS rows: as the daemon sent them (``job_fields`` names the
-    columns), or taken from job objects."""
+    columns), or taken from job objects, with `elapsed` worked out from `started`
+    and `ended` (and `now` while a job runs) where the daemon did not send it."""
     fields = status.get("job_fields")
     jobs = status.get("jobs", [])
-    if fields is None:
-        return [[job.get(f) for f in TABLE_FIELDS] for job in jobs]
-    if list(fields) == list(TABLE_FIELDS):
+    if fields is not None and list(fields) == list(TABLE_FIELDS):
         return list(jobs)
-    index = [list(fields).index(f) if f in fields else None for f in TABLE_FIELDS]
-    return [[None if i is None else job[i] for i in index] for job in jobs]
+    if fields is not None:
+        jobs = [dict(zip(fields, job, strict=True)) for job in jobs]
+    now = time.time() if now is None else now
+    return [
+        [
+            _whole_seconds(elapsed(job, now))
+            if f == "elapsed" and "elapsed" not in job
+            else job.get(f)
+            for f in TABLE_FIELDS
+        ]
+        for job in jobs
+    ]
+
+
+def _whole_seconds(seconds: float | None) -> int | None:
+    return None if seconds is None else int(seconds)
 
 
 def status_rows(status: Mapping[str, Any], now: float | None = None) -> list[list[str]]:
@@ -278,11 +290,10 @@ def _status_columns(status: Mapping[str, Any], now: float | None) -> list[list[s
     Column-wise because a status of 10,000 jobs is 80,000 cells: most columns repeat
     a few values (states, hosts, percentages, reasons), formatted once each here,
     and a column of short one-line names is checked in one go."""
-    now = time.time() if now is None else now
-    jobs = table_rows(status)
+    jobs = table_rows(status, now)
     if not jobs:
         return [[] for _ in STATUS_HEADERS]
-    names, states, progress, attempts, exits, hosts, started, ended, reasons, messages = zip(
+    names, states, progress, attempts, exits, hosts, seconds, reasons, messages = zip(
         *jobs, strict=True
     )
     notes = [r or m or "" for r, m in zip(reasons, messages, strict=True)]
@@ -293,13 +304,7 @@ def _status_columns(status: Mapping[str, Any], now: float | None) -> list[list[s
         _each_once(attempts, lambda a: str(a) if a else ""),
         _each_once(exits, lambda e: "" if e is None else str(e)),
         _each_once(hosts, lambda h: one_line(h or "")),
-        _each_once(
-            [
-                None if s is None else int((now if e is None else e) - s)
-                for s, e in zip(started, ended, strict=True)
-            ],
-            format_duration,
-        ),
+        _each_once(seconds, format_duration),
         _each_once(notes, one_line),
     ]
 

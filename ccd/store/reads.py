@@ -81,13 +81,24 @@ async def get_jobs(db: aiosqlite.Connection, workflow_id: str) -> list[dict[str,
 # 10,000 jobs this is ~5x faster than rows -> dicts -> JSON in Python, and it runs
 # in the connection's thread instead of the event loop.  The JSON columns are
 # embedded as JSON, not as strings.
-JOB_FIELDS = frozenset(_JOB_FIELDS)
+#
+# Computed fields can be asked for too.  `elapsed`: whole seconds from `started`
+# to `ended`, or to now while the job runs (the daemon's clock; null before the
+# start).  `ccctl status` needs only that of the two times, and turning two REALs
+# per job into text is half of SQLite's work for a 10,000-job status.
+_COMPUTED = {
+    "elapsed": "CAST(COALESCE(ended, (julianday('now') - 2440587.5) * 86400.0) - started"
+    " AS INTEGER)",
+}
+JOB_FIELDS = frozenset(_JOB_FIELDS) | frozenset(_COMPUTED)
 
 
 def _jobs_json_sql(fields: Sequence[str], rows: bool = False) -> str:
     """Each job as an object, or (`rows`) as an array of `fields` in that order."""
 
     def value(f: str) -> str:
+        if f in _COMPUTED:
+            return _COMPUTED[f]
         return f"json({f})" if f in ("needs", "handle", "outputs") else f
 
     if rows:

@@ -24,6 +24,7 @@ from hypothesis import strategies as st
 import ccd
 from ccd.events import Event, EventKind
 from ccd.store import BadEvent, Store, schema
+from ccd.store.reads import JOB_FIELDS
 
 K = EventKind
 REPO = Path(ccd.__file__).resolve().parent.parent
@@ -694,6 +695,23 @@ async def test_jobs_json_built_by_sqlite_equals_get_jobs(store: Store) -> None:
     await store.flush()
     assert json.loads(await store.get_jobs_json("w1")) == await store.get_jobs("w1")
     assert json.loads(await store.get_jobs_json("nosuch")) == []
+
+
+async def test_jobs_rows_with_the_computed_elapsed_field(store: Store) -> None:
+    await store.record(submitted("w1", make_spec(jobs=["a", "b", "c"])))
+    now = time.time()
+    for event in (
+        job_event("w1", "a", K.JOB_STATE, now - 100.0, state="running", attempt=1),
+        job_event("w1", "a", K.JOB_STATE, now - 97.5, state="succeeded", exit_code=0),
+        job_event("w1", "b", K.JOB_STATE, now - 90.0, state="running", attempt=1),
+    ):
+        store.emit(event)
+    await store.flush()
+    rows = json.loads(await store.get_jobs_json("w1", ["name", "elapsed"], rows=True))
+    # whole seconds: to the end for a finished job, to the daemon's now while running
+    assert rows[0] == ["a", 2] and rows[2] == ["c", None]
+    assert rows[1][0] == "b" and 90 <= rows[1][1] <= 90 + (time.time() - now) + 1
+    assert "elapsed" in JOB_FIELDS and "elapsed" not in (await store.get_jobs("w1"))[0]
 
 
 def test_a_fold_is_freed_without_the_cyclic_collector() -> None:
