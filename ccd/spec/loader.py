@@ -23,6 +23,15 @@ need things safe_load does not do:
 
 Data that came through an alias is shared between the places that use it, so
 consumers must treat the result as read-only.
+
+Most files are plain mappings, lists and scalars without a single problem, and
+recording a position for every key and value costs as much as building the
+data. So a file is first composed by a lean loop that records nothing
+(`_quick_compose`); it gives up on anything out of the ordinary (anchors,
+aliases, merges, duplicate keys, anything that is a problem) and the full
+composer takes over, from the start. Positions are found the first time somebody asks for one
+(`_LazyPositions`: a second, full parse of the same text), which for a valid
+file is never.
 """
 
 from __future__ import annotations
@@ -122,7 +131,7 @@ class Document:
     """A loaded YAML document: its data, positions, and non-fatal problems."""
 
     data: object
-    positions: Positions
+    positions: PositionLookup
     #: problems that did not stop loading (duplicate keys, bad keys, bad merges)
     problems: list[Problem] = field(default_factory=list)
 
@@ -130,7 +139,16 @@ class Document:
 def load_yaml(text: str | bytes, source: str = "<string>") -> Document:
     """Load one YAML document; raise SpecError when it cannot be read at all."""
     decoded = _decode(text, source)
-    composer = _Composer(decoded, source)
+    try:
+        data = _quick_compose(decoded)
+    except _GiveUp:
+        return _compose(decoded, source)
+    return Document(data, _LazyPositions(decoded, source))
+
+
+def _compose(text: str, source: str) -> Document:
+    """The full composer: positions, every problem, aliases, merges and tags."""
+    composer = _Composer(text, source)
     try:
         return composer.run()
     except _Fatal as fatal:
@@ -196,6 +214,143 @@ def _decode(text: str | bytes, source: str) -> str:
 
 def _single(source: str, line: int, column: int, code: str, message: str) -> SpecError:
     return SpecError([Problem(source, line, column, code, message)])
+
+
+# --- the quick path ---------------------------------------------------------------
+
+
+class _GiveUp(Exception):
+    """The quick composer met something only the full composer handles."""
+
+
+class _LazyPositions:
+    """Positions of a document the quick composer loaded, found when first asked.
+
+    The full composer parses the same text again: same events, so the same
+    data and paths, now with every position recorded."""
+
+    __slots__ = ("_positions", "_source", "_text")
+
+    def __init__(self, text: str, source: str) -> None:
+        self._text = text
+        self._source = source
+        self._positions: PositionLookup | None = None
+
+    def key(self, path: PathKey) -> Pos:
+        return self._found().key(path)
+
+    def value(self, path: PathKey) -> Pos:
+        return self._found().value(path)
+
+    def _found(self) -> PositionLookup:
+        if self._positions is None:
+            self._positions = _compose(self._text, self._source).positions
+            self._text = ""
+        return self._positions
+
+
+#: first characters of plain scalars that may be something other than text
+_RESOLVED_FIRST: Final = frozenset(
+    first for first in yaml.SafeLoader.yaml_implicit_resolvers if first
+)
+_MISSING: Final = object()
+_NOT_IN_MAP: Final = object()  # the parent is a list, or this is the root
+
+
+def _quick_compose(text: str) -> object:
+    """The data of a plain document (mappings, lists and scalars; no anchors,
+    aliases, merges or problems), or `_GiveUp`."""
+    parser = _Parser(text)
+    try:
+        return _quick_events(parser)
+    except (_BadScalar, TypeError, yaml.YAMLError):
+        # a bad scalar, an unhashable key, or a parser error: the full composer says
+        # which, where
+        raise _GiveUp from None
+    finally:
+        parser.dispose()
+
+
+def _quick_events(parser: Any) -> object:
+    # One loop with local variables: this runs for every key and value of
+    # 100,000-job workflows, where each method call would be felt.
+    get_event = parser.get_event
+    scalar_event, alias_event = yaml.ScalarEvent, yaml.AliasEvent
+    map_start, seq_start = yaml.MappingStartEvent, yaml.SequenceStartEvent
+    map_end, seq_end = yaml.MappingEndEvent, yaml.SequenceEndEvent
+    document_start, stream_end = yaml.DocumentStartEvent, yaml.StreamEndEvent
+    plain_cache: dict[str, object] = {}
+    stack: list[tuple[Any, object]] = []
+    # the open collection, and for a mapping its key waiting for a value
+    # (_NO_KEY while the next scalar is a key); `key` is _NOT_IN_MAP for a list
+    collection: Any = None
+    key: object = _NOT_IN_MAP
+    root: object = None
+    documents = 0
+    while True:
+        event = get_event()
+        kind = type(event)
+        if kind is scalar_event:
+            tag, string = event.tag, event.value
+            if tag is None and not event.style:
+                value = plain_cache.get(string, _MISSING)
+                if value is _MISSING:
+                    if string and string[0] not in _RESOLVED_FIRST:
+                        value = _checked_str(string)
+                    else:
+                        value = _scalar_value(event, _resolve(event))
+                        if value is _MERGE_KEY:
+                            raise _GiveUp
+                    if len(plain_cache) < _PLAIN_CACHE:
+                        plain_cache[string] = value
+            else:
+                value = _scalar_value(event, tag)
+                if value is _MERGE_KEY:
+                    raise _GiveUp
+            if event.anchor is not None:
+                raise _GiveUp
+        elif kind is map_start or kind is seq_start:
+            is_map = kind is map_start
+            if (
+                event.anchor is not None
+                or event.tag not in (_MAP_TAGS if is_map else _SEQ_TAGS)
+                or len(stack) >= MAX_DEPTH
+                or key is _NO_KEY  # a list or mapping as a key
+            ):
+                raise _GiveUp
+            stack.append((collection, key))
+            collection, key = ({}, _NO_KEY) if is_map else ([], _NOT_IN_MAP)
+            continue
+        elif kind is map_end or kind is seq_end:
+            value = collection
+            collection, key = stack.pop()
+        elif kind is document_start:
+            documents += 1
+            if documents > 1:
+                raise _GiveUp
+            continue
+        elif kind is stream_end:
+            break
+        elif kind is alias_event:
+            raise _GiveUp
+        else:  # stream start, document end
+            continue
+        # hand the finished value to its parent
+        if key is _NOT_IN_MAP:
+            if collection is None:
+                root = value
+            else:
+                collection.append(value)
+        elif key is _NO_KEY:
+            if value in collection:  # a duplicate key; TypeError for an unhashable one
+                raise _GiveUp
+            key = value
+        else:
+            collection[key] = value
+            key = _NO_KEY
+    if root is None:
+        raise _GiveUp  # an empty file: the full composer explains
+    return root
 
 
 # --- composing ------------------------------------------------------------------
@@ -482,35 +637,12 @@ class _Composer:
 
     def _construct(self, event: Any, pos: Pos) -> object:
         tag = event.tag
-        value: str = event.value
-        if tag is None and event.style:
-            return self._checked_str(value, pos)  # quoted and block scalars are text
-        if tag is None:
+        if tag is None and not event.style:
             tag = self._resolve_plain(event)
-        elif tag == "!":
-            tag = _STR  # the non-specific tag on a scalar means text
-        if tag in (_STR, _VALUE):
-            return self._checked_str(value, pos)
-        if tag == _MERGE:
-            return _MERGE_KEY
-        if tag not in _SCALAR_TAGS:
-            raise _Fatal(self._unsupported_tag(tag, pos))
-        if tag in (_INT, _FLOAT) and ":" in value and not event.style:
-            return value  # YAML 1.1 base 60: keep "1:30" as written
-        constructor = yaml.SafeLoader.yaml_constructors[tag]
-        node = yaml.ScalarNode(tag, value, event.start_mark, event.end_mark, event.style)
         try:
-            return constructor(_CONSTRUCTOR, node)
-        except (yaml.YAMLError, ValueError, OverflowError, TypeError) as exc:
-            name = tag.removeprefix(_TAG)
-            raise _Fatal(
-                self._problem(
-                    pos,
-                    "bad-scalar",
-                    f"cannot read {_clip(value)!r} as {name} ({_first_line(exc)}); "
-                    "quote it if it is meant as text",
-                )
-            ) from None
+            return _scalar_value(event, tag)
+        except _BadScalar as bad:
+            raise _Fatal(self._problem(pos, bad.code, bad.message)) from None
 
     def _resolve_plain(self, event: Any) -> str:
         # Workflows repeat the same plain words (hosts, counts, true) a lot.
@@ -521,20 +653,6 @@ class _Composer:
                 self.plain_tags[event.value] = tag
         return tag
 
-    def _checked_str(self, value: str, pos: Pos) -> str:
-        # Only double-quoted escapes can produce these; both would break later:
-        # NUL cannot go into a command line or path, surrogates not into UTF-8.
-        if "\x00" in value:
-            raise _Fatal(self._problem(pos, "bad-string", "text cannot contain NUL (\\0)"))
-        if not value.isascii():
-            try:
-                value.encode("utf-8")
-            except UnicodeEncodeError:
-                raise _Fatal(
-                    self._problem(pos, "bad-string", "text contains an invalid \\u escape")
-                ) from None
-        return value
-
     # Problems -----------------------------------------------------------------
 
     def _problem(self, pos: Pos, code: str, message: str) -> Problem:
@@ -544,11 +662,7 @@ class _Composer:
         self.problems.append(self._problem(pos, code, message))
 
     def _unsupported_tag(self, tag: str, pos: Pos) -> Problem:
-        return self._problem(
-            pos,
-            "yaml-tag",
-            f"unsupported YAML tag {tag!r}; workflow files use plain values, lists and mappings",
-        )
+        return self._problem(pos, "yaml-tag", _unsupported_tag(tag))
 
     def _bomb(self, limit: int) -> Problem:
         return self._problem(
@@ -596,6 +710,66 @@ class _Composer:
             f"character {shown} is not allowed in YAML; remove it "
             "(escape it in a double-quoted string if it is really wanted)",
         )
+
+
+# --- scalars (shared by both composers) -----------------------------------------------
+
+
+class _BadScalar(Exception):
+    """A scalar that cannot be read; the composer adds where it was."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def _scalar_value(event: Any, tag: str | None) -> object:
+    """The value of a scalar event; `tag` is None only for quoted and block text,
+    resolved for plain scalars, else as written. ``<<`` gives `_MERGE_KEY`."""
+    value: str = event.value
+    if tag is None or tag == "!":  # quoted or block text; the non-specific tag means text
+        return _checked_str(value)
+    if tag in (_STR, _VALUE):
+        return _checked_str(value)
+    if tag == _MERGE:
+        return _MERGE_KEY
+    if tag not in _SCALAR_TAGS:
+        raise _BadScalar("yaml-tag", _unsupported_tag(tag))
+    if tag in (_INT, _FLOAT) and ":" in value and not event.style:
+        return value  # YAML 1.1 base 60: keep "1:30" as written
+    constructor = yaml.SafeLoader.yaml_constructors[tag]
+    node = yaml.ScalarNode(tag, value, event.start_mark, event.end_mark, event.style)
+    try:
+        return constructor(_CONSTRUCTOR, node)
+    except Exception as exc:
+        # PyYAML's constructors trust the resolver's regexes; text tagged by hand
+        # fails them in any way: `!!int ''` (IndexError), `!!bool maybe` (KeyError),
+        # `!!timestamp x` (AttributeError)
+        readable = isinstance(exc, yaml.YAMLError | ValueError | OverflowError)
+        detail = _first_line(exc) if readable else "not a valid value"
+        name = tag.removeprefix(_TAG)
+        raise _BadScalar(
+            "bad-scalar",
+            f"cannot read {_clip(value)!r} as {name} ({detail}); quote it if it is meant as text",
+        ) from None
+
+
+def _checked_str(value: str) -> str:
+    # Only double-quoted escapes can produce these; both would break later:
+    # NUL cannot go into a command line or path, surrogates not into UTF-8.
+    if "\x00" in value:
+        raise _BadScalar("bad-string", "text cannot contain NUL (\\0)")
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise _BadScalar("bad-string", "text contains an invalid \\u escape") from None
+    return value
+
+
+def _unsupported_tag(tag: str) -> str:
+    return f"unsupported YAML tag {tag!r}; workflow files use plain values, lists and mappings"
 
 
 _CONSTRUCTOR = yaml.SafeLoader("")  # only its scalar constructors are used

@@ -80,6 +80,7 @@ JOB_KEYS: Final = (
     "resources",
     "array",
 )
+_JOB_KEY_SET: Final = frozenset(JOB_KEYS)
 _PER_JOB_ONLY: Final = frozenset({"name", "run", "script", "args", "needs", "array"})
 #: elements of one ``array:`` job at most
 MAX_ARRAY: Final = 100_000
@@ -190,10 +191,18 @@ class _Draft:
 
     name: str
     path: PathKey
-    #: parents with where each was named
-    needs: list[tuple[str, PathKey]] = field(default_factory=list)
+    #: parents, as written
+    needs: list[str] = field(default_factory=list)
+    #: where needs: was written, and whether as a list (each parent at its index)
+    needs_path: PathKey = ()
+    needs_listed: bool = False
     #: checked value of each key and where it was written (job or defaults)
     fields: dict[str, tuple[object, PathKey]] = field(default_factory=dict)
+
+    def need_path(self, index: int) -> PathKey:
+        """Where the `index`-th parent was named (a path per parent only when asked:
+        100,000 of them would cost more than the check that may report one)."""
+        return (*self.needs_path, index) if self.needs_listed else self.needs_path
 
 
 class _Checker:
@@ -214,6 +223,7 @@ class _Checker:
         self.suggestion_work = SUGGESTION_WORK
         #: jobs whose missing command the cloudmesh conversion already reported
         self.commandless: frozenset[str] = frozenset()
+        self.absolute_paths: dict[tuple[str, bool], str] = {}
         self.field_checks: dict[str, Callable[[object], object]] = {
             "run": self._run,
             "script": self._script,
@@ -423,27 +433,31 @@ class _Checker:
                     f"job {name!r} must be a mapping with run: or script:, not {_what(body)}{hint}",
                 )
             return draft
-        self.unknown_keys(body, path, JOB_KEYS, f"in job {name!r}")
-        draft.fields = dict(defaults)
+        if not _JOB_KEY_SET.issuperset(body):
+            self.unknown_keys(body, path, JOB_KEYS, f"in job {name!r}")
+        # this runs once per job: locals, not attribute look-ups
+        fields = draft.fields = dict(defaults)
+        checks = self.field_checks
         for key in JOB_KEYS:
             if key not in body:
                 continue
             key_path = (*path, key)
             try:
-                value = self.field_checks[key](body[key])
+                value = checks[key](body[key])
             except _Bad as bad:
                 self.report_bad(key_path, bad)
                 continue
-            if key in _MERGED_KEYS and key in draft.fields:
-                inherited = draft.fields[key][0]
+            if key in _MERGED_KEYS and key in fields:
+                inherited = fields[key][0]
                 assert isinstance(inherited, dict) and isinstance(value, dict)
                 value = {**inherited, **value}
-            draft.fields[key] = (value, key_path)
-        needs = draft.fields.pop("needs", None)
+            fields[key] = (value, key_path)
+        needs = fields.pop("needs", None)
         if needs is not None:
-            names, needs_path = needs
+            names, draft.needs_path = needs
             assert isinstance(names, list)
-            draft.needs = [(parent, (*needs_path, *sub)) for parent, sub in names]
+            draft.needs = names
+            draft.needs_listed = isinstance(body["needs"], list)
         self._check_command(draft, body)
         self._check_placement(draft)
         return draft
@@ -494,6 +508,13 @@ class _Checker:
         draft.fields["workdir"] = (self._absolute(workdir, remote=remote), ())
 
     def _absolute(self, path: str, *, remote: bool) -> str:
+        # most jobs share a handful of working directories
+        found = self.absolute_paths.get((path, remote))
+        if found is None:
+            found = self.absolute_paths[(path, remote)] = self._make_absolute(path, remote=remote)
+        return found
+
+    def _make_absolute(self, path: str, *, remote: bool) -> str:
         if remote:
             # the remote home is the remote shell's to expand: keep ~, and read a
             # relative path from the home directory, where a remote job starts
@@ -507,24 +528,37 @@ class _Checker:
     # The graph ----------------------------------------------------------------
 
     def _check_graph(self, drafts: dict[str, _Draft]) -> None:
-        edges: list[tuple[str, str]] = []
+        order = {name: index for index, name in enumerate(drafts)}
+        # Parents are usually written before their children; when every one is,
+        # the file order is a topological order and there can be no cycle.
+        backward = False
         for child, draft in drafts.items():
-            for parent, path in draft.needs:
-                if parent == child:
+            position = order[child]
+            for index, parent in enumerate(draft.needs):
+                parent_position = order.get(parent)
+                if parent_position is None:
                     self.report(
-                        path,
-                        "self-dependency",
-                        f"job {child!r} needs itself; remove {parent!r} from its needs",
-                    )
-                elif parent not in drafts:
-                    self.report(
-                        path,
+                        draft.need_path(index),
                         "unknown-parent",
                         f"job {child!r} needs {parent!r}, which is not a job in this "
                         f"workflow{self.suggest(parent, drafts)}",
                     )
-                else:
-                    edges.append((parent, child))
+                elif parent_position == position:
+                    self.report(
+                        draft.need_path(index),
+                        "self-dependency",
+                        f"job {child!r} needs itself; remove {parent!r} from its needs",
+                    )
+                elif parent_position > position:
+                    backward = True
+        if not backward:
+            return
+        edges = [
+            (parent, child)
+            for child, draft in drafts.items()
+            for parent in draft.needs
+            if parent != child and parent in order
+        ]
         if _has_cycle(drafts, edges):
             self._report_cycles(drafts, edges)
 
@@ -538,8 +572,9 @@ class _Checker:
         graph.add_edges_from(edges)
         where: dict[tuple[str, str], PathKey] = {}
         for child, draft in drafts.items():
-            for parent, path in draft.needs:
-                where.setdefault((parent, child), path)
+            for index, parent in enumerate(draft.needs):
+                if (parent, child) not in where:
+                    where[(parent, child)] = draft.need_path(index)
         order = {name: index for index, name in enumerate(drafts)}
         cycles = [c for c in nx.strongly_connected_components(graph) if len(c) > 1]
         for component in sorted(cycles, key=lambda c: min(order[n] for n in c)):
@@ -569,13 +604,15 @@ class _Checker:
         for job_name, draft in drafts.items():
             values: dict[str, Any] = {key: value for key, (value, _path) in draft.fields.items()}
             values.pop("array", None)
-            parents = list(
-                dict.fromkeys(
-                    member
-                    for parent, _path in draft.needs
-                    for member in members.get(parent, [parent])
+            # each parent once, in the order written
+            if members:
+                parents = list(
+                    dict.fromkeys(
+                        member for parent in draft.needs for member in members.get(parent, [parent])
+                    )
                 )
-            )
+            else:
+                parents = list(dict.fromkeys(draft.needs))
             try:
                 if job_name in arrays:
                     items = arrays[job_name]
@@ -641,22 +678,20 @@ class _Checker:
             )
         return [_scalar_text(item, f"args[{index}]", (index,)) for index, item in enumerate(value)]
 
-    def _needs(self, value: object) -> list[tuple[str, PathKey]]:
+    def _needs(self, value: object) -> list[str]:
         if isinstance(value, str):
-            return [(value, ())]
+            return [value]
         if not isinstance(value, list):
             raise _Bad(
                 "wrong-type",
                 f"needs must be a job name or a list of job names, not {_what(value)}",
             )
-        names: list[tuple[str, PathKey]] = []
         for index, item in enumerate(value):
             if not isinstance(item, str):
                 raise _Bad(
                     "wrong-type", f"needs[{index}] must be a job name, not {_what(item)}", (index,)
                 )
-            names.append((item, (index,)))
-        return names
+        return list(value)
 
     def _host(self, value: object) -> str:
         host = _text(value, "host", "a host name")

@@ -243,6 +243,18 @@ def test_cycles_are_each_named_in_order(base: Path) -> None:
     assert found == ["cycle: a -> b -> a", "cycle: c -> d -> e -> c"]
 
 
+def test_parents_written_after_their_children_are_no_cycle(base: Path) -> None:
+    text = (
+        "jobs:\n"
+        "  report: {run: x, needs: [train, fetch]}\n"
+        "  train: {run: x, needs: fetch}\n"
+        "  fetch: {run: x}\n"
+        "  self: {run: x, needs: [fetch, self]}\n"
+    )
+    assert [p.code for p in problems(text, base)] == ["self-dependency"]
+    assert load(text.rsplit("  self", 1)[0], base).jobs["report"].needs == ["train", "fetch"]
+
+
 def test_every_problem_is_reported_at_once(base: Path) -> None:
     text = (
         "name: ok\n"  # 1
