@@ -19,12 +19,14 @@ import shutil
 import time
 from collections.abc import Container, Iterable
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ccd.executors.base import LaunchError
-from ccd.executors.ssh import SshExecutor
 from ccd.store import Store
 from ccd.store.gc import Expired
+
+if TYPE_CHECKING:  # imported by the daemon only once an SSH host is used (asyncssh)
+    from ccd.executors.ssh import SshExecutor
 
 log = logging.getLogger(__name__)
 

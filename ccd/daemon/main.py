@@ -55,6 +55,9 @@ def main(argv: list[str] | None = None) -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    from ccd.daemon.memory import fix_malloc_thresholds
+
+    fix_malloc_thresholds()  # before the daemon allocates its first big buffers
     # imported here so `ccd --help` stays instant
     from ccd.config import load_config
     from ccd.daemon.server import Daemon

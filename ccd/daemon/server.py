@@ -15,26 +15,42 @@ import socket
 import time
 from collections.abc import Iterator
 from types import FrameType
+from typing import TYPE_CHECKING
 
 import uvicorn
+from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from ccd.api import create_app
 from ccd.config import DaemonConfig
 from ccd.daemon.sockets import bind_unix_socket, notify_systemd, systemd_socket
 from ccd.engine import Engine
-from ccd.executors.base import Executor
 from ccd.executors.filewatch import FileWatcher
-from ccd.executors.local import LocalExecutor
-from ccd.executors.slurm.executor import SlurmExecutor
-from ccd.executors.ssh import SshExecutor
-from ccd.spec.model import ExecutorKind
+from ccd.executors.registry import Executors
 from ccd.store import Store
+
+if TYPE_CHECKING:
+    from ccd.executors.ssh import SshExecutor
 
 log = logging.getLogger(__name__)
 
 HANDLED_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 #: how long in-flight requests get to finish at shutdown
 SHUTDOWN_GRACE = 3
+#: the kernel's send buffer for each API connection (a limit, not an allocation): a
+#: log stream writes 512 KiB chunks, and with the default ~208 KiB most of each chunk
+#: was copied into asyncio's write buffer and sent from there piece by piece
+SEND_BUFFER = 2 * 1024 * 1024
+
+
+class ApiProtocol(H11Protocol):
+    """uvicorn's HTTP/1.1 protocol, with a send buffer that holds a log chunk."""
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            with contextlib.suppress(OSError):  # above net.core.wmem_max: the kernel's cap
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER)
+        super().connection_made(transport)
 
 
 class ApiServer(uvicorn.Server):
@@ -65,7 +81,12 @@ class Daemon:
         self.store: Store
         self.engine: Engine
         self.filewatch: FileWatcher
-        self.ssh: SshExecutor
+        self.executors: Executors
+
+    @property
+    def ssh(self) -> SshExecutor:
+        """The SSH executor (imports asyncssh the first time: hosts check, gc)."""
+        return self.executors.ssh
 
     def request_stop(self) -> None:
         self._stop.set()
@@ -89,16 +110,13 @@ class Daemon:
         self.store = await Store.open(cfg.database)
         self.filewatch = FileWatcher()
         self.filewatch.start()
-        self.ssh = SshExecutor(cfg)
-        executors: dict[ExecutorKind, Executor] = {
-            ExecutorKind.LOCAL: LocalExecutor(cfg.runs_dir, self.filewatch),
-            ExecutorKind.SSH: self.ssh,
-            ExecutorKind.SLURM: SlurmExecutor(cfg, self.ssh.link),
-        }
-        self.engine = Engine(self.store, cfg, executors)
+        # the SSH and Slurm executors (and asyncssh) are created on first use
+        self.executors = Executors(cfg, self.filewatch)
+        self.engine = Engine(self.store, cfg, self.executors)
         server = ApiServer(
             uvicorn.Config(
                 create_app(self),
+                http=ApiProtocol,
                 lifespan="off",
                 log_level="warning",
                 timeout_graceful_shutdown=SHUTDOWN_GRACE,
@@ -126,8 +144,7 @@ class Daemon:
             # 3. everything recorded reaches the database
             await self.store.close()
             await self.filewatch.close()
-            for executor in executors.values():
-                await executor.close()
+            await self.executors.close()
             for sig in HANDLED_SIGNALS:
                 loop.remove_signal_handler(sig)
             sock.close()
