@@ -8,7 +8,6 @@ to fix; the streams (logs, events) end when the thing they follow has ended.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import os
 import time
@@ -41,7 +40,13 @@ if TYPE_CHECKING:
 MAX_BODY = 32 * 1024 * 1024
 #: an idle stream sends an empty line this often, so dead clients are noticed
 HEARTBEAT = 15.0
-LOG_CHUNK = 1024 * 1024
+#: bytes a log stream reads and sends at a time (below the daemon's mmap threshold:
+#: ccd/daemon/memory.py)
+LOG_CHUNK = 512 * 1024
+#: a followed log that has not changed this long is checked for its attempt's end anyway
+LOG_SAFETY_WAIT = 1.0
+#: while a followed log grows, the store is asked at most this often whether it ended
+LOG_STORE_CHECK = 0.25
 
 
 class GcRequest(BaseModel):
@@ -311,32 +316,29 @@ async def _log_stream(
     offset: int,
     follow: bool,
 ) -> AsyncIterator[bytes]:
-    path = run_dir / LOG
     watch = daemon.filewatch.watch(run_dir) if follow else None
+    end = _AttemptEnd(daemon, workflow_id, job, attempt, run_dir)
+    # the wrapper may not have created the log yet; creating it empty is harmless
+    fd = os.open(run_dir / LOG, os.O_RDONLY | os.O_CREAT, 0o600)
     try:
-        # the wrapper may not have created the log yet; creating it empty is harmless
-        with os.fdopen(os.open(path, os.O_RDONLY | os.O_CREAT, 0o600), "rb") as fh:
-            ended = False
-            while True:
-                fh.seek(offset)
-                data = await asyncio.to_thread(fh.read, LOG_CHUNK)
-                if data:
-                    offset += len(data)
-                    yield data
-                    continue
-                if ended:
-                    return
-                # asked only when caught up (not per chunk: it is a query), and then
-                # read once more, so output written just before the end is not missed
-                ended = (
-                    not follow
-                    or daemon.stopping
-                    or await _attempt_ended(daemon, workflow_id, job, attempt, run_dir)
-                )
-                if not ended:
-                    assert watch is not None
-                    await _wait_change(watch)
+        ended = quiet = False
+        while True:
+            # a worker thread: a log that is not in the page cache would block the loop
+            data = await asyncio.to_thread(os.pread, fd, LOG_CHUNK, offset)
+            if data:
+                offset += len(data)
+                yield data
+                continue
+            if ended:
+                return
+            # asked only when caught up (not per chunk), and then read once more, so
+            # output written just before the end is not missed
+            ended = not follow or daemon.stopping or await end.reached(quiet)
+            if not ended:
+                assert watch is not None
+                quiet = await _wait_change(watch)
     finally:
+        os.close(fd)
         if watch is not None:
             watch.close()
 
@@ -354,22 +356,51 @@ async def _first_attempt(daemon: Daemon, workflow_id: str, job: str) -> int:
         await store.wait_for_seq(seen, timeout=HEARTBEAT)
 
 
-async def _wait_change(watch: Any) -> None:
-    # the inotify wake-up, with a slow safety net in case the attempt ends silently
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(watch.changed.wait(), 1.0)
-    watch.changed.clear()
+async def _wait_change(watch: Any) -> bool:
+    """Wait for the inotify wake-up, with a slow safety net in case the attempt ends
+    silently (or the poll interval, without inotify); True if nothing changed."""
+    timeout = LOG_SAFETY_WAIT if watch.timeout is None else watch.timeout
+    try:
+        async with asyncio.timeout(timeout):  # not wait_for: no task per wake-up
+            await watch.changed.wait()
+    except TimeoutError:
+        return True
+    finally:
+        watch.changed.clear()
+    return False
 
 
-async def _attempt_ended(
-    daemon: Daemon, workflow_id: str, job: str, attempt: int, run_dir: Path
-) -> bool:
-    if (run_dir / EXIT).exists():
-        return True
-    row = await daemon.store.get_job(workflow_id, job)
-    if row is None:
-        return True
-    return row["attempt"] != attempt or JobState(row["state"]) is not JobState.RUNNING
+class _AttemptEnd:
+    """Whether a followed attempt is over: its exit file says so, else the store.
+
+    The store also knows of ends without an exit file (a wrapper killed with the
+    daemon away, a remote attempt whose log is mirrored here), but asking it is a
+    query: while the log keeps growing it is asked at most every `LOG_STORE_CHECK`
+    seconds, not at every catch-up with the writer (hundreds a second in a flood).
+    """
+
+    def __init__(
+        self, daemon: Daemon, workflow_id: str, job: str, attempt: int, run_dir: Path
+    ) -> None:
+        self._daemon = daemon
+        self._workflow_id = workflow_id
+        self._job = job
+        self._attempt = attempt
+        self._exit = run_dir / EXIT
+        self._asked = float("-inf")
+
+    async def reached(self, quiet: bool) -> bool:
+        """`quiet`: the log has not changed for a while, so ask the store anyway."""
+        if self._exit.exists():
+            return True
+        now = time.monotonic()
+        if not quiet and now - self._asked < LOG_STORE_CHECK:
+            return False
+        self._asked = now
+        row = await self._daemon.store.get_job(self._workflow_id, self._job)
+        if row is None:
+            return True
+        return row["attempt"] != self._attempt or JobState(row["state"]) is not JobState.RUNNING
 
 
 async def _event_stream(

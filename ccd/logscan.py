@@ -1,7 +1,9 @@
 """Turn a job's log bytes into markers (pure).
 
-Most log lines are not markers, so complete lines are first searched for the
-two marker prefixes with one C-level regex scan per chunk; only the hits are
+Most log lines are not markers, so a chunk's complete lines are first searched
+for the two marker prefixes as plain substrings (`bytes.find`, GB/s), then, only
+if one is there, with a regex that anchors them at a line's start (it tries
+every line start: ~150 MB/s, slower than a job can write); only its hits are
 decoded and parsed.  A per-job ``progress_regex`` needs every line, and then
 only costs what it must.  Partial lines wait for their newline, but a line
 longer than `MAX_LINE` is dropped rather than buffered without bound.
@@ -16,6 +18,8 @@ from ccd.markers import Marker, MarkerWarning, Progress, compile_progress_regex,
 
 MAX_LINE = 1024 * 1024
 _MARKER_LINE = re.compile(rb"^[ \t]*(?:::ccd[ \t]|# cloudmesh[ \t]).*$", re.MULTILINE)
+#: what every marker line holds; a chunk with neither has no marker
+_PREFIXES = (b"::ccd", b"# cloudmesh")
 
 
 class LogScanner:
@@ -59,10 +63,11 @@ class LogScanner:
 
     def _scan(self, lines: bytes) -> list[Marker]:
         found: list[Marker] = []
-        for match in _MARKER_LINE.finditer(lines):
-            marker = parse_line(match.group().decode("utf-8", "replace"))
-            if marker is not None:
-                found.append(marker)
+        if _PREFIXES[0] in lines or _PREFIXES[1] in lines:
+            for match in _MARKER_LINE.finditer(lines):
+                marker = parse_line(match.group().decode("utf-8", "replace"))
+                if marker is not None:
+                    found.append(marker)
         if self._progress is not None:
             found.extend(self._regex_progress(lines))
         return found
