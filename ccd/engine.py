@@ -41,6 +41,7 @@ from ccd.states import (
     workflow_state,
 )
 from ccd.store import Store
+from ccd.store.fold import EncodedJSON
 
 log = logging.getLogger(__name__)
 
@@ -594,7 +595,12 @@ class Engine:
                 workflow_id,
                 None,
                 EventKind.WORKFLOW_SUBMITTED,
-                {"name": spec.name, "spec": spec.model_dump(mode="json"), "source": spec.source},
+                {
+                    "name": spec.name,
+                    # encoded once, by pydantic: a 100,000-job spec is 29 MB of JSON
+                    "spec": EncodedJSON(spec.model_dump_json()),
+                    "source": spec.source,
+                },
             )
         )
         jobs = {name: JobRun(job) for name, job in spec.jobs.items()}

@@ -15,7 +15,7 @@ import aiosqlite
 
 from ccd.events import Event
 from ccd.store import gc, reads, schema
-from ccd.store.fold import BadEvent, Fold, JobRow, WorkflowRow, dumps
+from ccd.store.fold import BadEvent, Fold, JobRow, WorkflowRow, dumps, dumps_data
 
 log = logging.getLogger(__name__)
 
@@ -315,7 +315,7 @@ class Store:
         seq = self._last_seq
         for event, _ in batch:
             try:
-                data = dumps(event.data)
+                data = dumps_data(event.data)
                 kind = fold.apply(event)
             except Exception as exc:
                 results.append(_rejected(event, exc))

@@ -25,6 +25,24 @@ dumps: Callable[[Any], str] = json.JSONEncoder(
     separators=(",", ":"), ensure_ascii=False, allow_nan=False
 ).encode
 
+
+class EncodedJSON(str):
+    """A value its emitter already encoded as JSON text: a workflow's spec (29 MB for
+    100,000 jobs) is encoded once, by pydantic, instead of twice by `dumps`."""
+
+
+def dumps_data(data: dict[str, Any]) -> str:
+    """An event's data as JSON; `EncodedJSON` values are embedded as they are."""
+    # only a submitted event's spec comes encoded: one look-up keeps other events' cost
+    if type(data.get("spec")) is not EncodedJSON:
+        return dumps(data)
+    items = (
+        f"{dumps(str(key))}:{value if type(value) is EncodedJSON else dumps(value)}"
+        for key, value in data.items()
+    )
+    return "{" + ",".join(items) + "}"
+
+
 _JOB_STATES = frozenset(s.value for s in JobState)
 _FINAL_JOB_STATES = frozenset(s.value for s in FINAL_JOB_STATES)
 _WORKFLOW_STATES = frozenset(s.value for s in WorkflowState)
@@ -132,6 +150,10 @@ class Fold:
         if wid in self.workflows:
             raise BadEvent(f"workflow {wid!r} was already submitted")
         spec = event.data["spec"]
+        if type(spec) is EncodedJSON:
+            text, spec = str(spec), json.loads(spec)
+        else:
+            text = dumps(spec)
         name = str(event.data.get("name") or spec["name"])
         source = str(event.data.get("source", spec.get("source", "")))
         jobs = [
@@ -139,7 +161,7 @@ class Fold:
             for position, (job_name, job) in enumerate(spec["jobs"].items())
         ]
         workflow = WorkflowRow(
-            wid, name, WorkflowState.RUNNING.value, source, now, now, None, dumps(spec), new=True
+            wid, name, WorkflowState.RUNNING.value, source, now, now, None, text, new=True
         )
         # Nothing above mutates the fold, so a malformed spec rejects the event cleanly.
         self.workflows[wid] = workflow
