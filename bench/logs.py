@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -72,7 +73,7 @@ class LogsFollower:
 
     def _read(self) -> None:
         assert self.proc.stdout is not None
-        while chunk := self.proc.stdout.read1(1 << 20):
+        while chunk := os.read(self.proc.stdout.fileno(), 1 << 20):
             self.bytes += len(chunk)
             self.last = time.time()
         self.ended = time.time()
