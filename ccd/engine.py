@@ -330,9 +330,15 @@ class WorkflowRun:
         # an `unknown` job stays so until its executor can tell whether it started
         if jr.state not in (JobState.QUEUED, JobState.UNKNOWN):
             self._set_state(jr, JobState.QUEUED, forget_handle=True)
+        if self._limit is None:
+            return await self._attempt_in_slot(jr)
+        # a plain `async with` while the job waits for the workflow's limit: thousands
+        # of jobs may wait here, and an AsyncExitStack (a deque) each is ~1 KB more
+        async with self._limit:
+            return await self._attempt_in_slot(jr)
+
+    async def _attempt_in_slot(self, jr: JobRun) -> Outcome:
         async with AsyncExitStack() as stack:
-            if self._limit is not None:
-                await stack.enter_async_context(self._limit)
             for pool in self._slots.of(jr.spec):
                 await stack.enter_async_context(pool)
             executor = self._executors[jr.spec.executor]
