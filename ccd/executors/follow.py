@@ -41,13 +41,19 @@ async def follow_file(
     """Yield `path`'s bytes from `offset` as they appear, until `finished()` and all read.
 
     `finished` must become true only after the last write, and the writer must
-    wake `waker` after it, so the final read misses nothing.
+    wake `waker` after it, so the final read misses nothing.  A file that does not
+    exist yet reads as empty: the writer creates it (a reader that created it would
+    pay for a new inode in the event loop).
     """
-    fd = os.open(path, os.O_RDONLY | os.O_CREAT, 0o600)
+    fd = -1
     try:
         while True:
             done = finished()  # look before reading: no write before `done` is missed
-            data = os.pread(fd, CHUNK, offset)
+            if fd < 0:
+                # opened once it has bytes: most jobs print nothing, and a stat is
+                # one system call where open, read and close are three
+                fd = _open_if_grown(path, offset)
+            data = os.pread(fd, CHUNK, offset) if fd >= 0 else b""
             if data:
                 offset += len(data)
                 yield data
@@ -56,7 +62,18 @@ async def follow_file(
                 return
             await waker.wait()
     finally:
-        os.close(fd)
+        if fd >= 0:
+            os.close(fd)
+
+
+def _open_if_grown(path: Path, offset: int) -> int:
+    """A read-only descriptor of `path` if it holds bytes past `offset`, else -1."""
+    try:
+        if os.stat(path).st_size <= offset:
+            return -1
+        return os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        return -1
 
 
 StateListener = Callable[[JobState, str | None], None]

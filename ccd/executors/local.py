@@ -30,6 +30,8 @@ FIRST_WAIT = 0.05
 FIND_PID_WAIT = 1.0
 #: while waiting for a process group to empty after TERM
 GROUP_CHECK_INTERVAL = 0.05
+#: how long launches may hold the event loop back to back (a burst of 500 held it 1.5 s)
+LAUNCH_SLICE = 0.02
 _DEFAULT_SIGNALS = (signal.SIGPIPE, signal.SIGXFSZ)  # Python ignores these; jobs must not
 _STDIO_TO_DEVNULL = [
     (os.POSIX_SPAWN_OPEN, 0, "/dev/null", os.O_RDONLY, 0),
@@ -193,12 +195,41 @@ class LocalAttempt:
         await asyncio.shield(self.exited)
 
 
+class _LaunchSlices:
+    """Spread a burst of launches over the event loop's rounds.
+
+    A launch is system calls only (0.2-3 ms) and runs in the loop's thread, so a
+    burst of hundreds would hold the loop for seconds: no API request, exit or
+    commit in between.  Launches go ahead back to back for LAUNCH_SLICE; later ones
+    wait until the loop has been round once (and served its sockets).
+    """
+
+    def __init__(self) -> None:
+        #: when the current slice began; None until a launch after the loop's last round
+        self._started: float | None = None
+        self._next_round = asyncio.Event()
+
+    async def turn(self) -> None:
+        while self._started is not None and time.monotonic() - self._started >= LAUNCH_SLICE:
+            await self._next_round.wait()
+        if self._started is None:
+            self._started = time.monotonic()
+            # call_soon from inside a round runs in the next one, after the loop's poll
+            asyncio.get_running_loop().call_soon(self._round_done)
+
+    def _round_done(self) -> None:
+        self._started = None
+        self._next_round.set()
+        self._next_round = asyncio.Event()
+
+
 class LocalExecutor:
     def __init__(self, runs_root: Path, watcher: FileWatcher) -> None:
         self.runs_root = runs_root
         self._watcher = watcher
         # the daemon's environment, converted once rather than at every spawn
         self._env = dict(os.environ)
+        self._slices = _LaunchSlices()
 
     async def ready(self, host: str) -> None:
         return None
@@ -212,11 +243,13 @@ class LocalExecutor:
         script = render_wrapper(
             run_dir=str(run_dir), workdir=job.workdir, env=env, command=request.command
         )
+        # In the loop's thread: from a worker thread, each of these system calls
+        # handed the GIL back and forth with the loop (~120 futex calls per job
+        # against ~5, ~12% of a trivial job's CPU on two cores).  The loop waits
+        # instead: ~0.2 ms for the spawn plus the kernel's time for three new inodes.
+        await self._slices.turn()
         try:
-            # Creating the run directory and the wrapper can take a millisecond on a
-            # busy disk, and posix_spawn blocks until the child has exec'd (about as
-            # long): one worker thread does both while the loop serves other jobs.
-            pid = await asyncio.to_thread(_prepare_and_spawn, run_dir, script, self._env)
+            pid = _prepare_and_spawn(run_dir, script, self._env)
         except OSError as exc:
             raise LaunchError(f"cannot start the job on localhost: {exc}") from exc
         return LocalAttempt(run_dir, pid, self._watcher, child=True)
@@ -251,7 +284,12 @@ class LocalExecutor:
 
 
 def _prepare_and_spawn(run_dir: Path, script: str, env: dict[str, str]) -> int:
-    """Write the run directory and start its wrapper in a new session; the wrapper's pid."""
+    """Write the run directory and start its wrapper in a new session; the wrapper's pid.
+
+    Only the directory and `wrapper.sh` are created here; the wrapper creates its
+    log, pid and exit files itself (a new inode costs 0.05-0.8 ms of kernel time on
+    the development VM: see docs/benchmarks.md).
+    """
     run_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     wrapper = str(run_dir / WRAPPER)
     fd = os.open(wrapper, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -259,9 +297,6 @@ def _prepare_and_spawn(run_dir: Path, script: str, env: dict[str, str]) -> int:
         os.write(fd, script.encode())
     finally:
         os.close(fd)
-    # the (empty) log too: the loop's reader then opens an existing file, instead of
-    # creating it (a metadata write that can wait behind SQLite's fsyncs)
-    os.close(os.open(run_dir / LOG, os.O_WRONLY | os.O_CREAT, 0o600))
     return os.posix_spawn(
         "/bin/sh",
         ["sh", wrapper],
@@ -269,7 +304,7 @@ def _prepare_and_spawn(run_dir: Path, script: str, env: dict[str, str]) -> int:
         file_actions=_STDIO_TO_DEVNULL,
         setsid=True,
         setsigdef=_DEFAULT_SIGNALS,
-        setsigmask=(),  # a worker thread's mask must not reach the job
+        setsigmask=(),  # whatever the calling thread blocks, the job must not
     )
 
 
