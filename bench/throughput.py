@@ -11,7 +11,11 @@ Both run in one invocation on the same machine:
 
     python bench/throughput.py [--only W2] [--repeat 3]
 
-Prints a table of wall time, jobs/s and the ccd/baseline ratio per workload.
+Prints a table of wall time, jobs/s and the ccd/baseline ratio per workload (best
+of each), the spread of the ratios of each pair of runs (a baseline run directly
+followed by a ccd run, so both see the same load), and the CPU time per job: the
+daemon with its jobs (wrapper processes), the baseline process with its `sh`s.
+CPU time moves much less with the load of other processes than wall time does.
 """
 
 from __future__ import annotations
@@ -19,14 +23,18 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
+import resource
 import shutil
 import sqlite3
+import statistics
 import sys
 import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -119,6 +127,51 @@ def ccd_workflow(name: str, jobs: dict[str, list[str]], concurrency: int) -> str
     return "\n".join(lines) + "\n"
 
 
+def process_cpu(pid: int) -> float:
+    """CPU seconds of process `pid` and of its children that it has waited for."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return sum(int(f) for f in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+
+
+def own_cpu() -> float:
+    """CPU seconds of this process and of its waited-for children."""
+    usage = [resource.getrusage(who) for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)]
+    return sum(u.ru_utime + u.ru_stime for u in usage)
+
+
+def measure(w: Workload, daemon: BenchDaemon, base: Path, repeat: int) -> dict[str, Any]:
+    """`repeat` pairs of runs: the baseline, then ccd right after it."""
+    jobs = w.build()
+    base_s: list[float] = []
+    ccd_s: list[float] = []
+    base_cpu: list[float] = []
+    ccd_cpu: list[float] = []
+    for i in range(repeat):
+        cpu = own_cpu()
+        db = base / f"baseline-{w.name}-{i}.db"
+        base_s.append(asyncio.run(baseline(jobs, w.concurrency, db)))
+        base_cpu.append(own_cpu() - cpu)
+        cpu = process_cpu(daemon.pid)
+        ccd_s.append(daemon.run(ccd_workflow(f"{w.name}-{i}", jobs, w.concurrency))[1])
+        ccd_cpu.append(process_cpu(daemon.pid) - cpu)
+    pairs = [b / c for b, c in zip(base_s, ccd_s, strict=True)]
+    n = len(jobs)
+    return {
+        "workload": w.name,
+        "description": w.description,
+        "jobs": n,
+        "baseline_s": min(base_s),
+        "ccd_s": min(ccd_s),
+        "baseline_jobs_s": n / min(base_s),
+        "ccd_jobs_s": n / min(ccd_s),
+        "ratio": min(base_s) / min(ccd_s),
+        "pair_ratio_min": min(pairs),
+        "pair_ratio_max": max(pairs),
+        "baseline_cpu_ms_per_job": statistics.median(base_cpu) / n * 1000,
+        "ccd_cpu_ms_per_job": statistics.median(ccd_cpu) / n * 1000,
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--only", action="append", help="run only these workloads (W1, W2, W3)")
@@ -128,30 +181,8 @@ def main() -> None:
     chosen = [w for w in WORKLOADS if not args.only or w.name in args.only]
     base = Path(tempfile.mkdtemp(prefix="ccd-bench-"))
     daemon = BenchDaemon(base, "hosts:\n  localhost:\n    max_jobs: 64\n")
-    rows = []
     try:
-        for w in chosen:
-            jobs = w.build()
-            best_base = min(
-                asyncio.run(baseline(jobs, w.concurrency, base / f"baseline-{w.name}-{i}.db"))
-                for i in range(args.repeat)
-            )
-            best_ccd = min(
-                daemon.run(ccd_workflow(f"{w.name}-{i}", jobs, w.concurrency))[1]
-                for i in range(args.repeat)
-            )
-            rows.append(
-                {
-                    "workload": w.name,
-                    "description": w.description,
-                    "jobs": len(jobs),
-                    "baseline_s": best_base,
-                    "ccd_s": best_ccd,
-                    "baseline_jobs_s": len(jobs) / best_base,
-                    "ccd_jobs_s": len(jobs) / best_ccd,
-                    "ratio": best_base / best_ccd,
-                }
-            )
+        rows = [measure(w, daemon, base, args.repeat) for w in chosen]
     finally:
         daemon.close()
         shutil.rmtree(base, ignore_errors=True)
@@ -159,14 +190,16 @@ def main() -> None:
         print(json.dumps(rows, indent=2))
         return
     print(
-        f"{'workload':<42} {'jobs':>5} {'baseline s':>10} {'jobs/s':>8} "
-        f"{'ccd s':>8} {'jobs/s':>8} {'ccd/base':>8}"
+        f"{'workload':<42} {'jobs':>5} {'baseline s':>10} {'jobs/s':>8} {'ccd s':>8} "
+        f"{'jobs/s':>8} {'ccd/base':>8} {'pairs':>9} {'CPU ms/job base':>15} {'ccd':>5}"
     )
     for r in rows:
         print(
             f"{r['workload'] + ' ' + r['description']:<42} {r['jobs']:>5} "
             f"{r['baseline_s']:>10.2f} {r['baseline_jobs_s']:>8.0f} {r['ccd_s']:>8.2f} "
-            f"{r['ccd_jobs_s']:>8.0f} {r['ratio']:>8.2f}"
+            f"{r['ccd_jobs_s']:>8.0f} {r['ratio']:>8.2f} "
+            f"{r['pair_ratio_min']:>4.2f}-{r['pair_ratio_max']:<4.2f} "
+            f"{r['baseline_cpu_ms_per_job']:>15.2f} {r['ccd_cpu_ms_per_job']:>5.2f}"
         )
 
 
