@@ -64,13 +64,7 @@ class Client:
         except OSError as exc:
             raise _lost(exc) from exc
         if response.status >= 400:
-            try:
-                data = response.read()
-            except OSError as exc:
-                raise _lost(exc) from exc
-            finally:
-                response.close()
-            raise _api_error(response.status, data)
+            raise _api_error(response.status, _read_all(response))
         return response
 
     def _unreachable(self, exc: OSError) -> str:
@@ -89,13 +83,7 @@ class Client:
         headers: dict[str, str] | None = None,
     ) -> Any:
         """One request; the answer's JSON (None for an empty body)."""
-        response = self._request(method, path, params, body, headers, self.timeout)
-        try:
-            data = response.read()
-        except OSError as exc:
-            raise _lost(exc) from exc
-        finally:
-            response.close()
+        data = _read_all(self._request(method, path, params, body, headers, self.timeout))
         return json.loads(data) if data else None
 
     def stream(
@@ -177,6 +165,16 @@ def _param(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     return str(value)
+
+
+def _read_all(response: wire.Response) -> bytes:
+    """The whole body, the connection closed; an answer cut off is a lost daemon."""
+    try:
+        return response.read()
+    except OSError as exc:
+        raise _lost(exc) from exc
+    finally:
+        response.close()
 
 
 def _lost(exc: OSError) -> DaemonUnreachable:
