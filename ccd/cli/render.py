@@ -247,7 +247,7 @@ _STATUS_RIGHT = frozenset({2, 3, 4, 6})
 _STATE_COLUMN = 1
 
 
-#: the job fields the status table shows, in the order `status_rows` reads them
+#: the job fields the status table shows, in the order `_status_columns` reads them
 TABLE_FIELDS = (
     "name", "state", "progress", "attempt", "exit_code", "host", "elapsed", "reason", "message",
 )  # fmt: skip
@@ -277,11 +277,6 @@ def table_rows(status: Mapping[str, Any], now: float | None = None) -> list[Sequ
 
 def _whole_seconds(seconds: float | None) -> int | None:
     return None if seconds is None else int(seconds)
-
-
-def status_rows(status: Mapping[str, Any], now: float | None = None) -> list[list[str]]:
-    """The cells of the `ccctl status` table: one row per job, in the daemon's order."""
-    return [list(row) for row in zip(*_status_columns(status, now), strict=True)]
 
 
 def _status_columns(status: Mapping[str, Any], now: float | None) -> list[list[str]]:
