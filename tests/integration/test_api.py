@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import stat
 import textwrap
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -174,3 +175,27 @@ def test_status_as_rows_of_named_fields(daemon: DaemonProc) -> None:
     with pytest.raises(ApiError) as err:
         daemon.client.call("GET", path_of("workflows", wf), params={"rows": True})
     assert err.value.status == 400 and "rows needs fields" in str(err.value)
+
+
+def test_progress_is_still_seen_after_a_logs_f_of_the_job_ends(
+    daemon: DaemonProc, tmp_path: Path
+) -> None:
+    # The engine and `logs -f` watch the same run directory; a follower that
+    # left once took the engine's watch with it, and progress stopped until exit.
+    go, end = tmp_path / "go", tmp_path / "end"
+    wait = "while [ ! -e {} ]; do sleep 0.02; done"
+    run = (
+        f"echo '::ccd progress=10'; {wait.format(go)}; echo '::ccd progress=60'; {wait.format(end)}"
+    )
+    wf = daemon.submit(f"name: two-readers\njobs:\n  a: {{run: {json.dumps(run)}, timeout: 30s}}\n")
+    daemon.wait_for_event(wf, lambda e: e["data"].get("progress") == 10)
+    log = daemon.client.stream(path_of("workflows", wf, "jobs", "a", "log"), {"follow": True})
+    assert next(log) == b"::ccd progress=10\n"
+    log.close()  # the client hangs up while the job runs on
+    go.touch()
+    seen = daemon.wait_for_event(
+        wf, lambda e: e["data"].get("progress") == 60 or e["data"].get("state") == "timed_out"
+    )
+    end.touch()
+    assert seen["data"].get("progress") == 60
+    assert daemon.wait_final(wf)["state"] == "succeeded"

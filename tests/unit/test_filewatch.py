@@ -1,0 +1,59 @@
+"""The inotify watcher: several readers of one directory (the engine and `logs -f`)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from ccd.executors.filewatch import FileWatch, FileWatcher
+
+
+@pytest.fixture
+async def watcher() -> AsyncIterator[FileWatcher]:
+    w = FileWatcher()
+    w.start()
+    yield w
+    await w.close()
+
+
+async def woken(sub: FileWatch) -> bool:
+    """True once `sub` is woken (within 5 s), re-armed for the next change."""
+    try:
+        async with asyncio.timeout(5):
+            await sub.changed.wait()
+    except TimeoutError:
+        return False
+    sub.changed.clear()
+    return True
+
+
+async def test_every_reader_of_a_directory_is_woken(tmp_path: Path, watcher: FileWatcher) -> None:
+    engine, logs_f = watcher.watch(tmp_path), watcher.watch(tmp_path)
+    assert engine.timeout is None and logs_f.timeout is None  # both really watched
+    (tmp_path / "log").write_bytes(b"x")
+    assert await woken(engine)
+    assert await woken(logs_f)
+
+
+async def test_a_reader_leaving_keeps_the_others_watch(
+    tmp_path: Path, watcher: FileWatcher
+) -> None:
+    engine, logs_f = watcher.watch(tmp_path), watcher.watch(tmp_path)
+    logs_f.close()  # `ccctl logs -f` interrupted while the job runs on
+    (tmp_path / "log").write_bytes(b"more")
+    assert await woken(engine)
+    assert not logs_f.changed.is_set()
+    engine.close()
+    assert watcher._subscribers == {}
+
+
+async def test_a_watch_after_all_left_works_again(tmp_path: Path, watcher: FileWatcher) -> None:
+    first = watcher.watch(tmp_path)
+    first.close()
+    again = watcher.watch(tmp_path)
+    (tmp_path / "exit").write_text("0\n")
+    assert await woken(again)
+    again.close()
