@@ -35,6 +35,11 @@ class LogScanner:
         if cut < 0:
             self._hold(chunk)
             return []
+        if self._progress is None and not self._may_hold_marker(chunk, cut):
+            # the common case, searched in place: a flood's chunks are not copied
+            self._pending, self._overlong = b"", False
+            self._hold(chunk[cut + 1 :])
+            return []
         head, tail = chunk[: cut + 1], chunk[cut + 1 :]
         if self._overlong:
             # the rest of an overlong line ends at the first newline of this chunk
@@ -45,6 +50,16 @@ class LogScanner:
         self._pending = b""
         self._hold(tail)
         return markers
+
+    def _may_hold_marker(self, chunk: bytes, cut: int) -> bool:
+        """Whether a marker prefix is in the complete lines: the held bytes and
+        the chunk's first line together (a prefix may straddle them), then the
+        chunk's other complete lines."""
+        start, line = 0, b""
+        if self._pending:
+            start = chunk.find(b"\n")
+            line = self._pending + chunk[:start]
+        return any(prefix in line or chunk.find(prefix, start, cut) >= 0 for prefix in _PREFIXES)
 
     def close(self) -> list[Marker]:
         """Markers in a last line that has no newline."""
