@@ -1,14 +1,17 @@
-"""The engine: one coroutine per job, each awaiting its parents.
+"""The engine: one coroutine per job, started once its parents are final.
 
 A `WorkflowRun` owns the tasks of one workflow; the `Engine` owns the runs and
 the slot pools (per workflow, per host, daemon-wide).  Every change is recorded
 as an `Event` through the store before or as it happens; the engine keeps just
-enough in memory to drive the jobs (states, outputs, done-events).
+enough in memory to drive the jobs (states, outputs, unfinished-parent counts).
 
-User cancel is explicit: a waiting job's task is cancelled, a running job is
-killed through its executor.  Daemon shutdown cancels the tasks as well, but
-leaves every launched job running: the job protocol lets the next daemon
-adopt it.
+A job gets its task only when its last parent finishes: a 100,000-job workflow
+holds tasks for the jobs that can run, not for every job waiting its turn (each
+task is ~1 KB, and a shutdown cancels each one).
+
+User cancel is explicit: a waiting job is settled as cancelled, a running job is
+killed through its executor.  Daemon shutdown cancels the tasks, but leaves
+every launched job running: the job protocol lets the next daemon adopt it.
 """
 
 from __future__ import annotations
@@ -117,7 +120,11 @@ class JobRun:
     started_at: float | None = None
     #: the job whose failure or cancel made this one final, for children's reasons
     root_cause: str | None = None
-    done: asyncio.Event = field(default_factory=asyncio.Event)
+    #: final in this run (its children may start)
+    done: bool = False
+    #: parents not final yet; the job's task starts when this reaches 0
+    blocking: int = 0
+    #: the job's task, from when it is ready until it is final
     task: asyncio.Task[None] | None = None
     running: bool = False
     cancel_reason: str | None = None
@@ -194,6 +201,11 @@ class WorkflowRun:
         self.spec = spec
         self.jobs = jobs
         self.cancelled = False
+        #: the jobs waiting for each unfinished parent, by the parent's name
+        self._children: dict[str, list[JobRun]] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._unfinished = 0
+        self._all_final = asyncio.Event()
         self._store = store
         self._executors = executors
         self._slots = slots
@@ -224,15 +236,22 @@ class WorkflowRun:
     async def run(self) -> None:
         """Run every non-final job; record the workflow's final state."""
         for jr in self.jobs.values():
-            if jr.state in FINAL_JOB_STATES:
-                jr.done.set()
-            else:
-                jr.task = asyncio.create_task(self._job_main(jr), name=f"{self.id}/{jr.name}")
-        tasks = [jr.task for jr in self.jobs.values() if jr.task is not None]
+            jr.done = jr.state in FINAL_JOB_STATES
+        for jr in self.jobs.values():
+            if not jr.done:
+                self._unfinished += 1
+                for parent in jr.spec.needs:
+                    if not self.jobs[parent].done:
+                        jr.blocking += 1
+                        self._children.setdefault(parent, []).append(jr)
+        for jr in [jr for jr in self.jobs.values() if not jr.done and jr.blocking == 0]:
+            self._start_job(jr)
         try:
-            await asyncio.gather(*tasks)
+            if self._unfinished:
+                await self._all_final.wait()
         except asyncio.CancelledError:
             self._closing = True
+            tasks = list(self._tasks)
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
@@ -245,7 +264,7 @@ class WorkflowRun:
     def cancel(self, job: str | None = None) -> None:
         if job is None:
             self.cancelled = True
-            targets = [jr for jr in self.jobs.values() if not jr.done.is_set()]
+            targets = [jr for jr in self.jobs.values() if not jr.done]
             reason = "workflow cancelled"
         else:
             if job not in self.jobs:
@@ -256,7 +275,7 @@ class WorkflowRun:
             self._cancel_job(jr, reason)
 
     def _cancel_job(self, jr: JobRun, reason: str) -> None:
-        if jr.done.is_set() or jr.cancel_reason is not None:
+        if jr.done or jr.cancel_reason is not None:
             return
         jr.cancel_reason = reason
         jr.root_cause = jr.name
@@ -265,6 +284,37 @@ class WorkflowRun:
                 jr.kill_requested.set_result(None)
         elif jr.task is not None:
             jr.task.cancel()
+        else:  # still waiting for its parents: it has no task to cancel
+            self._set_state(jr, JobState.CANCELLED, reason=reason)
+            self._finished(jr)
+
+    def _start_job(self, jr: JobRun) -> None:
+        task = asyncio.create_task(self._job_main(jr), name=f"{self.id}/{jr.name}")
+        jr.task = task
+        self._tasks.add(task)
+        task.add_done_callback(lambda t: self._task_ended(jr, t))
+
+    def _task_ended(self, jr: JobRun, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if jr.done or self._closing:
+            return
+        # cancelled before its first step (a cancel just as it became ready), so
+        # `_job_main` never ran to settle it
+        self._set_state(jr, JobState.CANCELLED, reason=jr.cancel_reason or "cancelled")
+        self._finished(jr)
+
+    def _finished(self, jr: JobRun) -> None:
+        """`jr` is final: start the children it was the last unfinished parent of."""
+        jr.done = True
+        jr.task = None
+        for child in self._children.pop(jr.name, ()):
+            child.blocking -= 1
+            # a workflow cancel settles every waiting job itself, in its own loop
+            if child.blocking == 0 and not child.done and not self.cancelled:
+                self._start_job(child)
+        self._unfinished -= 1
+        if self._unfinished == 0:
+            self._all_final.set()
 
     # -- one job --------------------------------------------------------------------
     async def _job_main(self, jr: JobRun) -> None:
@@ -282,13 +332,13 @@ class WorkflowRun:
             outcome = Outcome(JobState.FAILED, reason=f"internal error: {exc!r}")
         if jr.state is not outcome.state:
             self._set_state(jr, outcome.state, reason=outcome.reason, exit_code=outcome.exit_code)
-        jr.done.set()
+        self._finished(jr)
 
     async def _job_body(self, jr: JobRun) -> Outcome:
         if jr.handle is not None and jr.state in _LAUNCHED:
             outcome = await self._adopt(jr)
         else:
-            blocked = await self._wait_for_parents(jr)
+            blocked = self._blocked_by_parents(jr)
             if blocked is not None:
                 return blocked
             outcome = await self._attempt(jr)
@@ -311,9 +361,8 @@ class WorkflowRun:
             outcome = await self._attempt(jr)
         return outcome
 
-    async def _wait_for_parents(self, jr: JobRun) -> Outcome | None:
-        for parent in jr.spec.needs:
-            await self.jobs[parent].done.wait()
+    def _blocked_by_parents(self, jr: JobRun) -> Outcome | None:
+        """Why `jr` cannot run, now that its parents are final; None if it can."""
         for parent in jr.spec.needs:
             pr = self.jobs[parent]
             if pr.state is JobState.SUCCEEDED:
