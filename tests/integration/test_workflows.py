@@ -482,3 +482,39 @@ def test_retry_on_retries_only_the_listed_failures(daemon: DaemonProc) -> None:
     jobs = {j["name"]: j for j in daemon.wait_final(wf)["jobs"]}
     assert (jobs["exits"]["state"], jobs["exits"]["attempt"]) == ("failed", 1)
     assert (jobs["times-out-once"]["state"], jobs["times-out-once"]["attempt"]) == ("succeeded", 2)
+
+
+def test_cancel_a_job_still_waiting_for_its_parents(daemon: DaemonProc) -> None:
+    # A waiting job has no task yet: the cancel settles it and its descendants at
+    # once, while its parent runs on.
+    wf = daemon.submit(
+        textwrap.dedent("""
+        name: waiting
+        jobs:
+          stuck: {run: "sleep 300"}
+          waiting: {needs: [stuck], run: "true"}
+          grandchild: {needs: [waiting], run: "true"}
+    """)
+    )
+    daemon.wait_for_event(
+        wf,
+        lambda e: (
+            e["kind"] == "job.state" and e["job"] == "stuck" and e["data"]["state"] == "running"
+        ),
+    )
+    daemon.client.call("POST", f"/v1/workflows/{wf}/jobs/waiting/cancel")
+    daemon.wait_for_event(
+        wf,
+        lambda e: e["job"] == "grandchild" and e["data"].get("state") == "cancelled",
+    )
+    jobs = {j["name"]: j for j in daemon.status(wf)["jobs"]}
+    assert jobs["stuck"]["state"] == "running"
+    assert (jobs["waiting"]["state"], jobs["waiting"]["reason"]) == (
+        "cancelled",
+        "cancelled by user",
+    )
+    assert "'waiting'" in jobs["grandchild"]["reason"]
+    daemon.client.call("POST", f"/v1/workflows/{wf}/cancel")
+    status = daemon.wait_final(wf)
+    assert status["state"] == "cancelled"
+    assert {j["name"]: j["state"] for j in status["jobs"]}["stuck"] == "cancelled"
