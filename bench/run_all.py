@@ -21,8 +21,10 @@ import argparse
 import json
 import os
 import platform
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -83,6 +85,30 @@ def run(name: str, quick: bool, repeat: int) -> list[Row]:
         return [Row(f"{name}: output not in the row format ({exc})", "", "not read", met=False)]
 
 
+#: run directories the disk probe creates
+PROBE_JOBS = 1000
+
+
+def run_dir_probe() -> float:
+    """Milliseconds per job to create what a run directory holds (two directories,
+    four files) where the benchmarks keep their daemons' state (the temp dir).
+
+    The rows that launch many jobs follow this figure more than any change to ccd:
+    on the development VM it went from 0.3 to 3 ms with the disk's state
+    (docs/benchmarks.md), so the table prints it from before and after the run."""
+    base = Path(tempfile.mkdtemp(prefix="ccd-probe-"))
+    try:
+        start = time.perf_counter()
+        for i in range(PROBE_JOBS):
+            attempt = base / "wf" / f"j{i}" / "1"
+            attempt.mkdir(parents=True)
+            for name in ("wrapper.sh", "log", "pid", "exit"):
+                (attempt / name).write_bytes(b"")
+        return (time.perf_counter() - start) / PROBE_JOBS * 1000
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
 def machine() -> str:
     cpu = "unknown CPU"
     try:
@@ -107,10 +133,13 @@ def main() -> None:
     parser.add_argument("--markdown", type=Path, help="also write the table to this file")
     args = parser.parse_args()
     rows: list[Row] = []
+    probe_before = run_dir_probe()
     for name in args.only or BENCHES:
         rows += run(name, args.quick, args.repeat)
+    probe = f"run-directory probe {probe_before:.2f} ms/job before, {run_dir_probe():.2f} after"
     stamp = time.strftime("%Y-%m-%d %H:%M")
-    text = f"{stamp}, {machine()}{', --quick' if args.quick else ''}\n\n{table(rows)}\n"
+    quick = ", --quick" if args.quick else ""
+    text = f"{stamp}, {machine()}{quick}; {probe}\n\n{table(rows)}\n"
     print(text)
     if args.markdown is not None:
         args.markdown.write_text(text)
