@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from dataclasses import asdict, dataclass
@@ -17,6 +19,26 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from ccd.cli.client import Client, path_of  # noqa: E402
+
+#: set by run_all: the benchmarks leave their scratch directories under it, and run_all
+#: removes them all once every benchmark ran
+SCRATCH_ENV = "CCD_BENCH_SCRATCH"
+
+
+def new_scratch(prefix: str) -> Path:
+    """A new directory for one benchmark's files; `remove_scratch` it at the end."""
+    return Path(tempfile.mkdtemp(prefix=prefix, dir=os.environ.get(SCRATCH_ENV) or None))
+
+
+def remove_scratch(base: Path) -> None:
+    """Remove a benchmark's scratch directory, unless run_all removes them all later.
+
+    run_all does, once every benchmark ran: on ext4 without a journal the kernel
+    steps over every inode freed in the last minutes each time it creates a file,
+    so one benchmark's clean-up made the next one's jobs pay up to 1 ms per file
+    they create (docs/benchmarks.md, "Session 5")."""
+    if not os.environ.get(SCRATCH_ENV):
+        shutil.rmtree(base, ignore_errors=True)
 
 
 class BenchDaemon:

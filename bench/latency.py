@@ -19,17 +19,23 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import BenchDaemon, Periodic, Row, percentile, print_rows
+from bench.common import (
+    BenchDaemon,
+    Periodic,
+    Row,
+    new_scratch,
+    percentile,
+    print_rows,
+    remove_scratch,
+)
 from ccd.cli.client import path_of
 
 CONFIG = "hosts:\n  localhost:\n    max_jobs: 1000\n"
@@ -141,7 +147,7 @@ def api_under_load(daemon: BenchDaemon, seconds: int) -> tuple[list[float], list
 
 
 def measure(quick: bool) -> list[Row]:
-    base = Path(tempfile.mkdtemp(prefix="ccd-bench-latency-"))
+    base = new_scratch("ccd-bench-latency-")
     daemon = BenchDaemon(base, CONFIG)
     rows = []
     try:
@@ -188,7 +194,7 @@ def measure(quick: bool) -> list[Row]:
         )
     finally:
         daemon.close()
-        shutil.rmtree(base, ignore_errors=True)
+        remove_scratch(base)
     return rows
 
 

@@ -20,10 +20,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -31,7 +29,17 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import ROOT, BenchDaemon, Row, RssSampler, percentile, print_rows, rss_mb
+from bench.common import (
+    ROOT,
+    BenchDaemon,
+    Row,
+    RssSampler,
+    new_scratch,
+    percentile,
+    print_rows,
+    remove_scratch,
+    rss_mb,
+)
 from bench.latency import ticker
 from ccd.cli.client import path_of
 from ccd.executors.wrapper import EXIT
@@ -98,7 +106,7 @@ def exit_time(job: dict[str, Any]) -> float:
 def measure(quick: bool) -> list[Row]:
     size = (256 if quick else 1024) * 2**20
     seconds = 8 if quick else 15
-    base = Path(tempfile.mkdtemp(prefix="ccd-bench-logs-"))
+    base = new_scratch("ccd-bench-logs-")
     daemon = BenchDaemon(base, CONFIG)
     try:
         # baseline: the tickers alone
@@ -119,7 +127,7 @@ def measure(quick: bool) -> list[Row]:
         after = rss_mb(daemon.pid)
     finally:
         daemon.close()
-        shutil.rmtree(base, ignore_errors=True)
+        remove_scratch(base)
     lag = follower.ended - exited
     last_byte = follower.last - exited
     recorded = float(big["ended"]) - exited

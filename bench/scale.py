@@ -24,9 +24,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import shutil
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -34,7 +32,15 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import BenchDaemon, Row, RssSampler, print_rows, rss_mb
+from bench.common import (
+    BenchDaemon,
+    Row,
+    RssSampler,
+    new_scratch,
+    print_rows,
+    remove_scratch,
+    rss_mb,
+)
 from bench.throughput import baseline, ccd_workflow, fan
 
 CONCURRENCY = 16
@@ -190,7 +196,7 @@ def main() -> None:
     args = parser.parse_args()
     # the 100,000-job run takes minutes: one shape is enough to show ms/job stays flat
     full = {"fan-out": 10_000, "layered": 100_000}
-    base = Path(tempfile.mkdtemp(prefix="ccd-bench-scale-"))
+    base = new_scratch("ccd-bench-scale-")
     results = {}
     try:
         for shape in args.shapes:
@@ -200,7 +206,7 @@ def main() -> None:
                 results[(shape, size)] = r
                 print(f"# {shape} {size}: {r}", file=sys.stderr)
     finally:
-        shutil.rmtree(base, ignore_errors=True)
+        remove_scratch(base)
     print_rows(rows_for(results), args.json)
 
 

@@ -20,17 +20,15 @@ import argparse
 import asyncio
 import json
 import os
-import shutil
 import statistics
 import sys
-import tempfile
 import time
 from datetime import datetime
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import BenchDaemon, Row, print_rows
+from bench.common import BenchDaemon, Row, new_scratch, print_rows, remove_scratch
 from ccd.cli.client import path_of
 from tests.slurm import CountingBin, SlurmCluster, make_counting_bin, open_cluster
 
@@ -116,7 +114,7 @@ def main() -> None:
     parser.add_argument("--json", action="store_true", help="print run_all's rows as JSON")
     args = parser.parse_args()
     cluster = open_cluster()
-    base = Path(tempfile.mkdtemp(prefix="ccd-bench-slurm-"))
+    base = new_scratch("ccd-bench-slurm-")
     bin_dir = base / "bin"
     bin_dir.mkdir()
     calls = make_counting_bin(bin_dir)
@@ -144,7 +142,7 @@ def main() -> None:
         if daemon is not None:
             daemon.close()
         cluster.shutdown(keep=True)
-        shutil.rmtree(base, ignore_errors=True)
+        remove_scratch(base)
     n = args.jobs
     rows = [
         Row(

@@ -21,7 +21,6 @@ import json
 import shutil
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -29,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import asyncssh
 
-from bench.common import BenchDaemon, Row, percentile, print_rows
+from bench.common import BenchDaemon, Row, new_scratch, percentile, print_rows, remove_scratch
 from ccd.cli.client import path_of
 from tests.sshd import (
     SshHost,
@@ -98,7 +97,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--json", action="store_true", help="print run_all's rows as JSON")
     args = parser.parse_args()
-    base = Path(tempfile.mkdtemp(prefix="ccd-bench-ssh-"))
+    base = new_scratch("ccd-bench-ssh-")
     hosts_dir = host_base_dir("ccd-bench-sshd-")
     user = make_user(base)
     host = make_host(hosts_dir, "remote", user, "127.0.0.2", max_sessions=10)
@@ -114,7 +113,7 @@ def main() -> None:
         if daemon is not None:
             daemon.close()
         teardown_hosts([host], user.uid)
-        shutil.rmtree(base, ignore_errors=True)
+        remove_scratch(base)
         shutil.rmtree(hosts_dir, ignore_errors=True)
     p95 = percentile(lat, 95)
     if args.json:

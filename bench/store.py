@@ -16,16 +16,14 @@ import argparse
 import asyncio
 import json
 import random
-import shutil
 import sqlite3
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import Row, print_rows
+from bench.common import Row, new_scratch, print_rows, remove_scratch
 from ccd.events import Event, EventKind
 from ccd.store import Store
 
@@ -109,12 +107,12 @@ async def baseline(path: Path, batch: list[Event]) -> float:
 def measure(quick: bool, repeat: int) -> list[Row]:
     n = 50_000 if quick else 200_000
     batch = events(n)
-    base = Path(tempfile.mkdtemp(prefix="ccd-bench-store-"))
+    base = new_scratch("ccd-bench-store-")
     try:
         ccd_s = min(asyncio.run(ccd_store(base / f"ccd-{i}.db", batch)) for i in range(repeat))
         base_s = min(asyncio.run(baseline(base / f"base-{i}.db", batch)) for i in range(repeat))
     finally:
-        shutil.rmtree(base, ignore_errors=True)
+        remove_scratch(base)
     rate, base_rate = n / ccd_s, n / base_s
     return [
         Row(

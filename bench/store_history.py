@@ -19,17 +19,15 @@ import argparse
 import asyncio
 import os
 import secrets
-import shutil
 import sqlite3
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import ROOT, BenchDaemon, Row, percentile, print_rows
+from bench.common import ROOT, BenchDaemon, Row, new_scratch, percentile, print_rows, remove_scratch
 from ccd.events import Event, EventKind
 from ccd.spec.validate import load_workflow_text
 from ccd.store import Store
@@ -130,7 +128,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=20)
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
-    base = Path(tempfile.mkdtemp(prefix="ccd-bench-history-"))
+    base = new_scratch("ccd-bench-history-")
     try:
         db = base / "state" / "ccd" / "ccd.db"
         started = time.perf_counter()
@@ -152,7 +150,7 @@ def main() -> None:
             )
         print_rows(rows, args.json)
     finally:
-        shutil.rmtree(base, ignore_errors=True)
+        remove_scratch(base)
 
 
 def measure(daemon: BenchDaemon, wf: str, runs: int) -> list[Row]:

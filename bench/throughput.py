@@ -25,11 +25,9 @@ import asyncio
 import json
 import os
 import resource
-import shutil
 import sqlite3
 import statistics
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -38,7 +36,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import BenchDaemon
+from bench.common import BenchDaemon, new_scratch, remove_scratch
 
 
 @dataclass(frozen=True)
@@ -179,13 +177,13 @@ def main() -> None:
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     args = parser.parse_args()
     chosen = [w for w in WORKLOADS if not args.only or w.name in args.only]
-    base = Path(tempfile.mkdtemp(prefix="ccd-bench-"))
+    base = new_scratch("ccd-bench-")
     daemon = BenchDaemon(base, "hosts:\n  localhost:\n    max_jobs: 64\n")
     try:
         rows = [measure(w, daemon, base, args.repeat) for w in chosen]
     finally:
         daemon.close()
-        shutil.rmtree(base, ignore_errors=True)
+        remove_scratch(base)
     if args.json:
         print(json.dumps(rows, indent=2))
         return
