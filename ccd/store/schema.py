@@ -103,8 +103,23 @@ async def _jobs_by_position_v2(db: aiosqlite.Connection) -> None:
     await db.execute("CREATE INDEX jobs_workflow_position ON jobs (workflow_id, position)")
 
 
+async def _spec_last_v3(db: aiosqlite.Connection) -> None:
+    # A column is found by walking the record from its start, and a spec longer
+    # than a page lives in a chain of overflow pages: with `spec` fourth, reading
+    # `source`, `created`, ... of a workflow walked that whole chain, page by page
+    # (2,214 pages for 100,000 jobs).  The writer reads the workflow row for every
+    # batch, so a workflow's events cost in proportion to its size: folding three
+    # events per job took 0.35 ms of CPU per job at 10,000 jobs and 1.06 ms at
+    # 100,000; with `spec` last, 0.39 ms.  SQLite cannot move a column, so it is
+    # copied to a new last column (DROP COLUMN needs SQLite 3.35, from 2021).
+    await db.execute("ALTER TABLE workflows ADD COLUMN spec_last TEXT NOT NULL DEFAULT ''")
+    await db.execute("UPDATE workflows SET spec_last = spec")
+    await db.execute("ALTER TABLE workflows DROP COLUMN spec")
+    await db.execute("ALTER TABLE workflows RENAME COLUMN spec_last TO spec")
+
+
 #: ``MIGRATIONS[v]`` takes the schema from version ``v`` to ``v + 1``.
-MIGRATIONS: list[Migration] = [_create_v1, _jobs_by_position_v2]
+MIGRATIONS: list[Migration] = [_create_v1, _jobs_by_position_v2, _spec_last_v3]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -531,6 +531,44 @@ async def test_a_version_1_database_gains_the_jobs_position_index(db_path: Path)
     assert "jobs_workflow_position" in plan and "TEMP B-TREE" not in plan
 
 
+async def test_a_version_2_database_keeps_its_workflows_with_the_spec_moved_last(
+    db_path: Path,
+) -> None:
+    spec = make_spec(jobs=("a",))
+    db_path.parent.mkdir(parents=True, exist_ok=True)
+    async with aiosqlite.connect(db_path, isolation_level=None) as db:
+        assert await schema.migrate(db, schema.MIGRATIONS[:2]) == 2
+        await db.execute("PRAGMA foreign_keys = ON")
+        await db.execute(
+            "INSERT INTO workflows (id, name, state, spec, source, created, updated, ended)"
+            " VALUES ('w1', 'wf', 'running', ?, 'wf.yaml', 1000.0, 1000.0, NULL)",
+            (json.dumps(spec),),
+        )
+        await db.execute(
+            "INSERT INTO jobs (workflow_id, name, position, state, attempt, host, executor,"
+            " needs, outputs, updated) VALUES ('w1', 'a', 0, 'pending', 0, 'localhost',"
+            " 'local', '[]', '{}', 1000.0)"
+        )
+    store = await Store.open(db_path)
+    try:
+        assert await store.get_spec("w1") == spec
+        workflow = await store.find_workflow("w1")
+        assert workflow is not None
+        assert (workflow["source"], workflow["created"]) == ("wf.yaml", 1000.0)
+        # the writer reads the moved row for the next events of the workflow
+        await store.record(job_event("w1", "a", K.JOB_STATE, 1001.0, state="running", attempt=1))
+        job = await store.get_job("w1", "a")
+        assert job is not None and job["state"] == "running"
+    finally:
+        await store.close()
+    with sqlite3.connect(db_path) as db:
+        columns = [row[1] for row in db.execute("PRAGMA table_info(workflows)")]
+        assert db.execute("PRAGMA foreign_key_check").fetchall() == []
+    db.close()
+    # every column the writer reads for each batch comes before the spec's overflow pages
+    assert columns[-1] == "spec" and columns.count("spec") == 1 and len(columns) == 8
+
+
 # -- the fold equals the log, whatever the batching -----------------------------------------
 JOBS = ("a", "b")
 _job_state = st.builds(
