@@ -12,6 +12,10 @@ the other, so no two compete for the CPUs:
     slurm.py       Slurm figures (root: it starts a single-node cluster); prints the
                    same rows with --json. Were it missing, a row would say so
 
+The benchmarks keep their files in one scratch directory, removed at the end.
+Before the first one, run_all waits (`--settle`, at most 6 minutes) until creating
+run directories is quick: right after a large delete it is not (docs/benchmarks.md).
+
     python bench/run_all.py [--quick] [--only scale latency ...] [--markdown FILE]
 """
 
@@ -92,6 +96,8 @@ def run(name: str, quick: bool, repeat: int, scratch: Path) -> list[Row]:
 PROBE_JOBS = 1000
 #: a probe above this (ms per run directory) means freshly freed inodes slow the disk
 SLOW_PROBE_MS = 0.6
+#: seconds between probes while waiting for the disk to settle
+SETTLE_PAUSE = 20.0
 
 
 def run_dir_probe(scratch: Path) -> float:
@@ -110,6 +116,29 @@ def run_dir_probe(scratch: Path) -> float:
         for name in ("wrapper.sh", "log", "pid", "exit"):
             (attempt / name).write_bytes(b"")
     return (time.perf_counter() - start) / PROBE_JOBS * 1000
+
+
+def wait_for_quiet_disk(scratch: Path, patience: float) -> float:
+    """Probe until creating run directories is cheap again, for at most `patience`
+    seconds; the last probe's figure.
+
+    Inodes freed in the minutes before (a test suite's or an earlier benchmark's
+    clean-up) make every file created meanwhile slow on this VM's ext4, whatever
+    creates it; the probe's own files stay, so probing does not prolong that."""
+    deadline = time.monotonic() + patience
+    while True:
+        probe = run_dir_probe(scratch)
+        if probe <= SLOW_PROBE_MS or time.monotonic() >= deadline:
+            break
+        print(
+            f"# the disk creates files slowly ({probe:.2f} ms per run directory):"
+            f" waiting for it to settle, at most {deadline - time.monotonic():.0f} s more",
+            file=sys.stderr,
+        )
+        time.sleep(SETTLE_PAUSE)
+    if probe > SLOW_PROBE_MS:
+        print("# still slow: the rows that launch many jobs will show it", file=sys.stderr)
+    return probe
 
 
 def machine() -> str:
@@ -134,18 +163,18 @@ def main() -> None:
     parser.add_argument("--only", nargs="*", choices=BENCHES, help="run only these")
     parser.add_argument("--repeat", type=int, default=3, help="throughput runs (best kept)")
     parser.add_argument("--markdown", type=Path, help="also write the table to this file")
+    parser.add_argument(
+        "--settle",
+        type=float,
+        default=360.0,
+        help="seconds to wait at most for the disk to create files quickly (0: do not wait)",
+    )
     args = parser.parse_args()
     rows: list[Row] = []
     # every benchmark's files stay here until all ran (see bench.common.remove_scratch)
     scratch = Path(tempfile.mkdtemp(prefix="ccd-bench-all-"))
     try:
-        probe_before = run_dir_probe(scratch)
-        if probe_before > SLOW_PROBE_MS:
-            print(
-                f"# the disk creates files slowly now ({probe_before:.2f} ms per run directory):"
-                " the throughput rows will show it; see docs/benchmarks.md",
-                file=sys.stderr,
-            )
+        probe_before = wait_for_quiet_disk(scratch, args.settle)
         for name in args.only or BENCHES:
             rows += run(name, args.quick, args.repeat, scratch)
         probe_after = run_dir_probe(scratch)
