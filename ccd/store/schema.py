@@ -8,6 +8,7 @@ together with the version bump, so a crash mid-migration leaves the old version.
 from __future__ import annotations
 
 import logging
+import sqlite3
 from collections.abc import Awaitable, Callable
 
 import aiosqlite
@@ -34,6 +35,11 @@ SYNCHRONOUS = "FULL"
 SYNCHRONOUS_MODES = frozenset({"OFF", "NORMAL", "FULL", "EXTRA"})
 
 log = logging.getLogger(__name__)
+
+#: the SQLite library aiosqlite uses (the one Python was built with)
+SQLITE_VERSION = sqlite3.sqlite_version_info
+#: ``ALTER TABLE ... DROP COLUMN`` arrived in SQLite 3.35 (March 2021)
+DROP_COLUMN_SINCE = (3, 35, 0)
 
 Migration = Callable[[aiosqlite.Connection], Awaitable[None]]
 
@@ -110,8 +116,17 @@ async def _spec_last_v3(db: aiosqlite.Connection) -> None:
     # (2,214 pages for 100,000 jobs).  The writer reads the workflow row for every
     # batch, so a workflow's events cost in proportion to its size: folding three
     # events per job took 0.35 ms of CPU per job at 10,000 jobs and 1.06 ms at
-    # 100,000; with `spec` last, 0.39 ms.  SQLite cannot move a column, so it is
-    # copied to a new last column (DROP COLUMN needs SQLite 3.35, from 2021).
+    # 100,000; with `spec` last, 0.38 ms.  SQLite cannot move a column, so it is
+    # copied to a new last column.  An older SQLite cannot drop the old one: the
+    # layout only costs time, so the database keeps it rather than refuse to open.
+    if SQLITE_VERSION < DROP_COLUMN_SINCE:
+        log.warning(
+            "SQLite %s cannot drop a column, so workflows.spec stays where it is: a big"
+            " workflow's events cost more to record (SQLite 3.35 or newer puts it last in"
+            " the databases it creates)",
+            ".".join(map(str, SQLITE_VERSION)),
+        )
+        return
     await db.execute("ALTER TABLE workflows ADD COLUMN spec_last TEXT NOT NULL DEFAULT ''")
     await db.execute("UPDATE workflows SET spec_last = spec")
     await db.execute("ALTER TABLE workflows DROP COLUMN spec")

@@ -531,10 +531,8 @@ async def test_a_version_1_database_gains_the_jobs_position_index(db_path: Path)
     assert "jobs_workflow_position" in plan and "TEMP B-TREE" not in plan
 
 
-async def test_a_version_2_database_keeps_its_workflows_with_the_spec_moved_last(
-    db_path: Path,
-) -> None:
-    spec = make_spec(jobs=("a",))
+async def _version_2_database(db_path: Path, spec: dict[str, Any]) -> None:
+    """A schema-2 database holding workflow w1 with its one job `a`, pending."""
     db_path.parent.mkdir(parents=True, exist_ok=True)
     async with aiosqlite.connect(db_path, isolation_level=None) as db:
         assert await schema.migrate(db, schema.MIGRATIONS[:2]) == 2
@@ -549,24 +547,51 @@ async def test_a_version_2_database_keeps_its_workflows_with_the_spec_moved_last
             " needs, outputs, updated) VALUES ('w1', 'a', 0, 'pending', 0, 'localhost',"
             " 'local', '[]', '{}', 1000.0)"
         )
+
+
+async def _reads_and_records_w1(db_path: Path, spec: dict[str, Any]) -> list[str]:
+    """Open the store, check w1 reads back and takes a new event; the workflows columns."""
     store = await Store.open(db_path)
     try:
         assert await store.get_spec("w1") == spec
         workflow = await store.find_workflow("w1")
         assert workflow is not None
         assert (workflow["source"], workflow["created"]) == ("wf.yaml", 1000.0)
-        # the writer reads the moved row for the next events of the workflow
+        # the writer reads the workflow row for the next events of the workflow
         await store.record(job_event("w1", "a", K.JOB_STATE, 1001.0, state="running", attempt=1))
         job = await store.get_job("w1", "a")
         assert job is not None and job["state"] == "running"
     finally:
         await store.close()
     with sqlite3.connect(db_path) as db:
-        columns = [row[1] for row in db.execute("PRAGMA table_info(workflows)")]
+        columns = [str(row[1]) for row in db.execute("PRAGMA table_info(workflows)")]
         assert db.execute("PRAGMA foreign_key_check").fetchall() == []
+        assert db.execute("PRAGMA user_version").fetchone() == (schema.SCHEMA_VERSION,)
     db.close()
+    return columns
+
+
+async def test_a_version_2_database_keeps_its_workflows_with_the_spec_moved_last(
+    db_path: Path,
+) -> None:
+    spec = make_spec(jobs=("a",))
+    await _version_2_database(db_path, spec)
+    columns = await _reads_and_records_w1(db_path, spec)
     # every column the writer reads for each batch comes before the spec's overflow pages
     assert columns[-1] == "spec" and columns.count("spec") == 1 and len(columns) == 8
+
+
+async def test_with_an_sqlite_older_than_3_35_the_spec_stays_and_the_store_works(
+    db_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # An old SQLite library cannot be loaded here (Python is built with 3.40): the
+    # version the migration checks is set instead.
+    monkeypatch.setattr(schema, "SQLITE_VERSION", (3, 34, 1))
+    spec = make_spec(jobs=("a",))
+    await _version_2_database(db_path, spec)
+    columns = await _reads_and_records_w1(db_path, spec)
+    assert columns.index("spec") == 3 and len(columns) == 8
+    assert "SQLite 3.34.1 cannot drop a column" in caplog.text
 
 
 # -- the fold equals the log, whatever the batching -----------------------------------------
