@@ -24,7 +24,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from ccd import __version__, gc
 from ccd.errors import CcdError, Conflict, NotFound
 from ccd.executors.base import LaunchError
-from ccd.executors.wrapper import EXIT, LOG
+from ccd.executors.wrapper import EXIT, LOG, attempt_dir
 from ccd.heap import gc_paused
 from ccd.spec.durations import parse_age
 from ccd.spec.model import Workflow
@@ -280,7 +280,7 @@ def create_app(daemon: Daemon) -> FastAPI:
             raise NotFound(f"job '{job}' has no attempt {number} (it has {jrow['attempt']})")
         if follow and attempt is None and jrow["attempt"] == 0:
             number = await _first_attempt(daemon, row["id"], job)
-        run_dir = config.runs_dir / row["id"] / job / str(number)
+        run_dir = attempt_dir(config.runs_dir, row["id"], job, number)
         if number < 1 or not run_dir.is_dir():
             raise NotFound(f"job '{job}' has not started, so it has no log")
         stream = _log_stream(daemon, row["id"], job, number, run_dir, offset, follow)

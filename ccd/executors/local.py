@@ -20,7 +20,15 @@ from typing import Any
 from ccd.executors.base import ExitStatus, LaunchError, LaunchRequest
 from ccd.executors.filewatch import FileWatch, FileWatcher
 from ccd.executors.follow import follow_file
-from ccd.executors.wrapper import EXIT, LOG, PID, WRAPPER, parse_exit_file, render_wrapper
+from ccd.executors.wrapper import (
+    EXIT,
+    LOG,
+    PID,
+    WRAPPER,
+    attempt_dir,
+    parse_exit_file,
+    render_wrapper,
+)
 from ccd.spec.model import Job
 from ccd.states import JobState
 
@@ -38,10 +46,6 @@ _STDIO_TO_DEVNULL = [
     (os.POSIX_SPAWN_OPEN, 1, "/dev/null", os.O_WRONLY, 0),
     (os.POSIX_SPAWN_DUP2, 1, 2),
 ]
-
-
-def run_dir_for(root: Path, workflow_id: str, job: str, attempt: int) -> Path:
-    return root / workflow_id / job / str(attempt)
 
 
 def _group_alive(pgid: int) -> bool:
@@ -236,7 +240,7 @@ class LocalExecutor:
 
     async def launch(self, request: LaunchRequest) -> LocalAttempt:
         job = request.job
-        run_dir = run_dir_for(self.runs_root, request.workflow_id, job.name, request.attempt)
+        run_dir = attempt_dir(self.runs_root, request.workflow_id, job.name, request.attempt)
         env = {**request.env, "CCD_RUN_DIR": str(run_dir)}
         if job.script is not None:
             env["CCD_SCRIPT"] = job.script
@@ -255,7 +259,7 @@ class LocalExecutor:
         return LocalAttempt(run_dir, pid, self._watcher, child=True)
 
     async def find(self, workflow_id: str, job: Job, attempt: int) -> dict[str, Any] | None:
-        run_dir = run_dir_for(self.runs_root, workflow_id, job.name, attempt)
+        run_dir = attempt_dir(self.runs_root, workflow_id, job.name, attempt)
         if not (run_dir / WRAPPER).exists():
             return None
         # the wrapper writes its pid first thing: give one that was just spawned a moment

@@ -1,6 +1,7 @@
 """The job-protocol wrapper: a small POSIX sh script written into each run directory.
 
-Layout of a run directory (the same on every host):
+Each attempt has its own run directory, ``<root>/<workflow id>/<job>/<attempt>``
+(`attempt_dir` is the one place that spells it), laid out the same on every host:
 
     wrapper.sh   this script, with the job's shell text in it
     pid          the wrapper's pid (= its process group, it runs under setsid)
@@ -23,11 +24,21 @@ from __future__ import annotations
 
 import shlex
 from collections.abc import Mapping, Sequence
+from pathlib import PurePath
+from typing import TypeVar
 
 WRAPPER = "wrapper.sh"
 PID = "pid"
 LOG = "log"
 EXIT = "exit"
+
+_P = TypeVar("_P", bound=PurePath)
+
+
+def attempt_dir(root: _P, workflow_id: str, job: str, attempt: int) -> _P:
+    """The run directory of one attempt under `root` (a local `Path`, or a
+    `PurePosixPath` on a remote host): the job protocol's only layout."""
+    return root / workflow_id / job / str(attempt)
 
 
 def shell_path(path: str) -> str:

@@ -50,7 +50,7 @@ from ccd.executors.slurm.model import (
     task_ranges,
 )
 from ccd.executors.ssh.link import HostLink
-from ccd.executors.wrapper import EXIT, LOG, PID, WRAPPER, render_wrapper
+from ccd.executors.wrapper import EXIT, LOG, PID, WRAPPER, attempt_dir, render_wrapper
 from ccd.spec.model import Job
 from ccd.states import JobState
 
@@ -454,10 +454,10 @@ class SlurmExecutor:
         await self.poller(host).cluster.root()
 
     def _local_dir(self, workflow_id: str, job: str, attempt: int) -> Path:
-        return self._config.runs_dir / workflow_id / job / str(attempt)
+        return attempt_dir(self._config.runs_dir, workflow_id, job, attempt)
 
     async def _run_dir(self, cluster: Cluster, workflow_id: str, job: str, attempt: int) -> str:
-        return str(PurePosixPath(await cluster.root(), workflow_id, job, str(attempt)))
+        return str(attempt_dir(PurePosixPath(await cluster.root()), workflow_id, job, attempt))
 
     async def _stage(self, request: LaunchRequest) -> Staged:
         job = request.job

@@ -24,7 +24,7 @@ from ccd.executors.base import ExitStatus, LaunchError, LaunchRequest
 from ccd.executors.follow import PolledAttempt
 from ccd.executors.ssh.link import HostLink
 from ccd.executors.ssh.mirror import RemoteRunDir
-from ccd.executors.wrapper import PID, WRAPPER, render_wrapper
+from ccd.executors.wrapper import PID, WRAPPER, attempt_dir, render_wrapper
 from ccd.spec.model import Job
 from ccd.states import JobState
 
@@ -182,7 +182,9 @@ class SshExecutor:
         return SshAttempt(link, remote_dir, local_dir, int(pid_text), handle)
 
     def _local_dir(self, request: LaunchRequest) -> Path:
-        return self._config.runs_dir / request.workflow_id / request.job.name / str(request.attempt)
+        return attempt_dir(
+            self._config.runs_dir, request.workflow_id, request.job.name, request.attempt
+        )
 
     async def _upload(self, link: HostLink, local: str, remote_dir: str, remote: str) -> None:
         _, sftp = await link.ready(fail_fast=True)
@@ -196,12 +198,12 @@ class SshExecutor:
         link = self.link(job.host)
         await link.ready(fail_fast=False)
         root = link.remote_path(link.cfg.workdir or DEFAULT_REMOTE_ROOT)
-        remote_dir = str(PurePosixPath(root, workflow_id, job.name, str(attempt)))
+        remote_dir = str(attempt_dir(PurePosixPath(root), workflow_id, job.name, attempt))
         result = await link.run(f"cat {shlex.quote(remote_dir)}/{PID} 2>/dev/null; true")
         pid = str(result.stdout).strip()
         if not pid.isdigit():
             return None
-        local_dir = self._config.runs_dir / workflow_id / job.name / str(attempt)
+        local_dir = attempt_dir(self._config.runs_dir, workflow_id, job.name, attempt)
         return {
             "executor": "ssh",
             "host": job.host,
