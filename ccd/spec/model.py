@@ -22,6 +22,16 @@ JOB_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
 RETRY_KINDS = ("timeout", "exit", "lost", "oom", "node_fail", "preempted", "boot_fail")
 
 
+#: the keys a job's ``resources:`` may hold (the Slurm executor maps each to an sbatch
+#: option; ``extra`` is a list of raw sbatch arguments)
+KNOWN_RESOURCES = frozenset(
+    {
+        "partition", "time", "mem", "cpus", "gpus", "gres", "nodes", "ntasks", "account", "qos",
+        "constraint", "extra",
+    }
+)  # fmt: skip
+
+
 class ExecutorKind(StrEnum):
     LOCAL = "local"
     SSH = "ssh"

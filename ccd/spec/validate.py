@@ -36,13 +36,13 @@ from typing import TYPE_CHECKING, Any, Final, cast
 from pydantic import ValidationError
 
 from ccd.errors import Problem, SpecError
-from ccd.executors.slurm.model import KNOWN_RESOURCES
 from ccd.markers import compile_progress_regex
 from ccd.spec import cloudmesh
 from ccd.spec.durations import parse_duration
 from ccd.spec.loader import MAX_BYTES, PathKey, PositionLookup, load_yaml, too_large
 from ccd.spec.model import (
     JOB_NAME_PATTERN,
+    KNOWN_RESOURCES,
     RETRY_KINDS,
     ArrayElement,
     ExecutorKind,

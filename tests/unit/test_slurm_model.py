@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from ccd.executors.slurm import model
 from ccd.executors.slurm.model import (
     DirectiveError,
     directives,
@@ -22,6 +23,7 @@ from ccd.executors.slurm.model import (
     slurm_time,
     task_ranges,
 )
+from ccd.spec.model import KNOWN_RESOURCES
 from ccd.states import JobState
 
 J = JobState
@@ -274,3 +276,8 @@ def test_sacct_command_has_an_explicit_window() -> None:
 )
 def test_memory_exceeded(tail: str, expected: bool) -> None:
     assert memory_exceeded(tail) is expected
+
+
+def test_every_resource_the_spec_accepts_has_an_sbatch_option() -> None:
+    # `extra` is the one key that is not an option of its own: raw sbatch arguments
+    assert set(model._OPTIONS) | {"extra"} == KNOWN_RESOURCES

@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from ccd.spec.model import KNOWN_RESOURCES
 from ccd.states import JobState
 
 #: squeue's output format: id, state, reason, name ('|' never occurs in them)
@@ -35,7 +36,6 @@ _OPTIONS = {
     "qos": "--qos",
     "constraint": "--constraint",
 }
-KNOWN_RESOURCES = frozenset({*_OPTIONS, "extra"})
 
 
 class DirectiveError(ValueError):
