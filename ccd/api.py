@@ -21,7 +21,7 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from ccd import __version__, gc
+from ccd import __version__, retention
 from ccd.errors import CcdError, Conflict, NotFound
 from ccd.executors.base import LaunchError
 from ccd.executors.wrapper import EXIT, LOG, attempt_dir
@@ -221,7 +221,7 @@ def create_app(daemon: Daemon) -> FastAPI:
             seconds = parse_age(body.older_than)
         except ValueError as exc:
             raise CcdError(f"older_than: {exc}") from exc
-        return await gc.collect(
+        return await retention.collect(
             store,
             config.runs_dir,
             daemon.ssh,

@@ -1,4 +1,4 @@
-"""`ccctl gc`: delete finished workflows older than an age, here and on their hosts.
+"""Retention (`ccctl gc`): delete finished workflows older than an age, here and on their hosts.
 
 The database goes first, in one writer operation that chooses and deletes the
 workflows atomically (a workflow retried meanwhile is not chosen), then their run
@@ -19,14 +19,11 @@ import shutil
 import time
 from collections.abc import Container, Iterable
 from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from ccd.executors.base import LaunchError
 from ccd.store import Store
 from ccd.store.gc import Expired
-
-if TYPE_CHECKING:  # imported by the daemon only once an SSH host is used (asyncssh)
-    from ccd.executors.ssh import SshExecutor
 
 log = logging.getLogger(__name__)
 
@@ -34,10 +31,20 @@ log = logging.getLogger(__name__)
 REMOTE_TIMEOUT = 30.0
 
 
+class RemoteRuns(Protocol):
+    """What deleting remote run directories needs of the SSH executor.
+
+    A protocol, not the executor's class: the daemon creates that executor (and
+    imports asyncssh) only once an SSH host is used.
+    """
+
+    async def remove_runs(self, host: str, paths: list[str]) -> None: ...
+
+
 async def collect(
     store: Store,
     runs_dir: Path,
-    ssh: SshExecutor,
+    ssh: RemoteRuns,
     *,
     older_than: float,
     dry_run: bool,
@@ -91,7 +98,7 @@ def _remote_workflow_dirs(expired: Expired) -> dict[str, list[str]]:
     return {host: sorted(dirs) for host, dirs in by_host.items()}
 
 
-async def _remove_remote(ssh: SshExecutor, remote: dict[str, list[str]]) -> dict[str, str]:
+async def _remove_remote(ssh: RemoteRuns, remote: dict[str, list[str]]) -> dict[str, str]:
     """Remove each host's directories (hosts in parallel); the errors by host."""
 
     async def one(host: str, dirs: list[str]) -> str | None:
