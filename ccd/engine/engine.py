@@ -1,0 +1,189 @@
+"""`Engine`: the daemon's workflows while they run (submit, retry, recover, cancel, close).
+
+The engine owns one `WorkflowRun` per running workflow and the slot pools they
+share.  It loads what a run needs from the store (a retry or a new daemon's
+recovery) and records the workflow-level events; each run does the rest.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+from collections.abc import Mapping
+from typing import Any
+
+from ccd.config import DaemonConfig
+from ccd.engine.job import LAUNCHED, JobRun
+from ccd.engine.run import WorkflowRun
+from ccd.engine.slots import Slots
+from ccd.errors import Conflict, NotFound
+from ccd.events import Event, EventKind
+from ccd.executors.base import Executor
+from ccd.fold import EncodedJSON
+from ccd.spec.model import ExecutorKind, Workflow
+from ccd.states import RETRYABLE_JOB_STATES, JobState, check_transition
+from ccd.store import Store
+
+log = logging.getLogger(__name__)
+
+
+def new_workflow_id() -> str:
+    return secrets.token_hex(4)
+
+
+class Engine:
+    def __init__(
+        self, store: Store, config: DaemonConfig, executors: Mapping[ExecutorKind, Executor]
+    ) -> None:
+        self._store = store
+        self._config = config
+        self._executors = executors
+        self._slots = Slots(config)
+        self._runs: dict[str, WorkflowRun] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def is_running(self, workflow_id: str) -> bool:
+        return workflow_id in self._runs
+
+    async def submit(self, spec: Workflow) -> str:
+        workflow_id = new_workflow_id()
+        await self._store.record(
+            Event(
+                workflow_id,
+                None,
+                EventKind.WORKFLOW_SUBMITTED,
+                {
+                    "name": spec.name,
+                    # encoded once, by pydantic: a 100,000-job spec is 29 MB of JSON
+                    "spec": EncodedJSON(spec.model_dump_json()),
+                    "source": spec.source,
+                },
+            )
+        )
+        jobs = {name: JobRun(job) for name, job in spec.jobs.items()}
+        self._start(workflow_id, spec, jobs)
+        return workflow_id
+
+    def _start(self, workflow_id: str, spec: Workflow, jobs: dict[str, JobRun]) -> None:
+        run = WorkflowRun(
+            workflow_id,
+            spec,
+            store=self._store,
+            executors=self._executors,
+            slots=self._slots,
+            config=self._config,
+            jobs=jobs,
+        )
+        self._runs[workflow_id] = run
+        task = asyncio.create_task(self._drive(run), name=f"workflow {workflow_id}")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _drive(self, run: WorkflowRun) -> None:
+        try:
+            await run.run()
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("workflow %s crashed", run.id)
+            await self._store.record(
+                Event(
+                    run.id,
+                    None,
+                    EventKind.WORKFLOW_STATE,
+                    {"state": "failed", "reason": "internal error; see the daemon log"},
+                )
+            )
+        finally:
+            self._runs.pop(run.id, None)
+
+    def cancel(self, workflow_id: str, job: str | None = None) -> None:
+        run = self._runs.get(workflow_id)
+        if run is None:
+            raise Conflict(f"workflow {workflow_id} is not running; nothing to cancel")
+        run.cancel(job)
+
+    async def retry(self, workflow_id: str) -> list[str]:
+        """Run the failed, timed-out, cancelled and skipped jobs of a finished workflow again."""
+        if workflow_id in self._runs:
+            raise Conflict(f"workflow {workflow_id} is still running; wait for it or cancel it")
+        spec, rows = await self._load(workflow_id)
+        again = [r["name"] for r in rows if JobState(r["state"]) in RETRYABLE_JOB_STATES]
+        if not again:
+            raise Conflict(f"workflow {workflow_id} has no failed, cancelled or skipped jobs")
+        jobs = self._job_runs(spec, rows)
+        for name in again:
+            jr = jobs[name]
+            check_transition(jr.state, JobState.PENDING)
+            jr.state = JobState.PENDING
+            jr.handle = None
+            self._store.emit(
+                Event(
+                    workflow_id,
+                    name,
+                    EventKind.JOB_STATE,
+                    {"state": JobState.PENDING.value, "reason": "retry"},
+                )
+            )
+        await self._store.record(
+            Event(workflow_id, None, EventKind.WORKFLOW_STATE, {"state": "running"})
+        )
+        self._start(workflow_id, spec, jobs)
+        return again
+
+    async def recover(self) -> int:
+        """Resume every workflow an earlier daemon left unfinished; returns how many."""
+        count = 0
+        for row in await self._store.unfinished_workflows():
+            spec, rows = await self._load(row["id"])
+            jobs = self._job_runs(spec, rows)
+            adopted = sum(1 for jr in jobs.values() if jr.handle and jr.state in LAUNCHED)
+            waiting = sum(1 for jr in jobs.values() if not jr.state.is_final) - adopted
+            # the event log shows each restart and what it picked up
+            self._store.emit(
+                Event(
+                    row["id"],
+                    None,
+                    EventKind.WORKFLOW_STATE,
+                    {
+                        "state": "running",
+                        "reason": f"resumed by a new daemon: {adopted} launched job(s) "
+                        f"followed again, {waiting} still to start or check",
+                    },
+                )
+            )
+            self._start(row["id"], spec, jobs)
+            count += 1
+        return count
+
+    async def _load(self, workflow_id: str) -> tuple[Workflow, list[dict[str, Any]]]:
+        raw = await self._store.get_spec(workflow_id)
+        if raw is None:
+            raise NotFound(f"no workflow {workflow_id}")
+        return Workflow.model_validate(raw), await self._store.get_jobs(workflow_id)
+
+    @staticmethod
+    def _job_runs(spec: Workflow, rows: list[dict[str, Any]]) -> dict[str, JobRun]:
+        by_name = {r["name"]: r for r in rows}
+        jobs: dict[str, JobRun] = {}
+        for name, job in spec.jobs.items():
+            row = by_name[name]
+            jobs[name] = JobRun(
+                job,
+                state=JobState(row["state"]),
+                attempt=row["attempt"],
+                outputs=dict(row["outputs"]),
+                handle=row["handle"],
+                started_at=row["started"],
+                recovered=True,
+            )
+        return jobs
+
+    async def close(self) -> None:
+        """Stop driving workflows; launched jobs keep running for the next daemon."""
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._runs.clear()
