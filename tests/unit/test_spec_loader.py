@@ -1,4 +1,4 @@
-"""ccd.spec.loader: the quick composer gives the full composer's data, or gives up."""
+"""ccd.spec.quick: the quick composer gives the full composer's data, or gives up."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ccd.errors import SpecError
-from ccd.spec import loader
+from ccd.spec import composer, loader, quick
 from ccd.spec.validate import load_workflow_text
 
 FUZZ = settings(
@@ -46,12 +46,12 @@ def same(a: Any, b: Any) -> bool:
 
 def check_same(text: str) -> None:
     try:
-        quick = loader._quick_compose(text)
-    except loader._GiveUp:
+        lean = quick.quick_compose(text)
+    except quick.GiveUp:
         return
-    full = loader._compose(text, "f.yaml")
+    full = composer.compose(text, "f.yaml")
     assert not full.problems, full.problems
-    assert same(quick, full.data), (quick, full.data)
+    assert same(lean, full.data), (lean, full.data)
 
 
 @FUZZ
@@ -146,12 +146,12 @@ def test_quick_composer_agrees_on_plain_scalars(words: list[str]) -> None:
     ],
 )
 def test_quick_composer_leaves_the_unusual_to_the_full_one(text: str) -> None:
-    with pytest.raises(loader._GiveUp):
-        loader._quick_compose(text)
+    with pytest.raises(quick.GiveUp):
+        quick.quick_compose(text)
 
 
 def test_explicit_tags_are_read_quickly() -> None:
-    assert loader._quick_compose("a: !!str 1\nb: ! 2\nc: !!float '1'\n") == {
+    assert quick.quick_compose("a: !!str 1\nb: ! 2\nc: !!float '1'\n") == {
         "a": "1",
         "b": "2",
         "c": 1.0,
@@ -174,9 +174,9 @@ def test_a_tag_its_text_does_not_fit_is_a_problem_not_a_crash() -> None:
 def test_positions_are_found_only_when_asked() -> None:
     text = "jobs:\n  a: {run: x, needs: [b]}\n  b:\n    run: y\n"
     doc = loader.load_yaml(text, "f.yaml")
-    assert isinstance(doc.positions, loader._LazyPositions)
+    assert isinstance(doc.positions, quick.LazyPositions)
     assert doc.positions._positions is None
-    full = loader._compose(text, "f.yaml")
+    full = composer.compose(text, "f.yaml")
     for path in [("jobs",), ("jobs", "a"), ("jobs", "a", "needs", 0), ("jobs", "b", "run")]:
         assert doc.positions.key(path) == full.positions.key(path)
         assert doc.positions.value(path) == full.positions.value(path)
