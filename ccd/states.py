@@ -38,7 +38,7 @@ FINAL_JOB_STATES = frozenset(
     {JobState.SUCCEEDED, JobState.FAILED, JobState.TIMED_OUT, JobState.CANCELLED, JobState.SKIPPED}
 )
 
-# Final states a `retry` of the workflow runs again.
+#: Final states a `retry` of the workflow runs again.
 RETRYABLE_JOB_STATES = frozenset(
     {JobState.FAILED, JobState.TIMED_OUT, JobState.CANCELLED, JobState.SKIPPED}
 )
@@ -79,7 +79,14 @@ class WorkflowState(StrEnum):
 
     @property
     def is_final(self) -> bool:
-        return self is not WorkflowState.RUNNING
+        return self in FINAL_WORKFLOW_STATES
+
+
+#: A str-Enum member equals its value, so the sets answer for plain strings too
+#: (``"failed" in FINAL_JOB_STATES``): clients that hold states as JSON text use them.
+FINAL_WORKFLOW_STATES = frozenset(
+    {WorkflowState.SUCCEEDED, WorkflowState.FAILED, WorkflowState.CANCELLED}
+)
 
 
 class InvalidTransition(Exception):

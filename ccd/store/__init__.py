@@ -4,12 +4,12 @@
 transaction, folds it into the ``workflows`` and ``jobs`` tables, so the
 current-state tables are always exactly the fold of the log.  See
 `ccd.store.schema` for the tables and the durability settings, and
-`ccd.store.fold` for what each event kind does to the rows.
+`ccd.fold` for what each event kind does to the rows.
 """
 
 from __future__ import annotations
 
+from ccd.fold import BadEvent
 from ccd.store.core import BATCH_CAP, Store
-from ccd.store.fold import BadEvent
 
 __all__ = ["BATCH_CAP", "BadEvent", "Store"]

@@ -14,8 +14,8 @@ from typing import Any, TypeVar
 import aiosqlite
 
 from ccd.events import Event
+from ccd.fold import BadEvent, Fold, JobRow, WorkflowRow, dumps, dumps_data
 from ccd.store import gc, reads, schema
-from ccd.store.fold import BadEvent, Fold, JobRow, WorkflowRow, dumps, dumps_data
 
 log = logging.getLogger(__name__)
 

@@ -18,10 +18,10 @@ from typing import Any
 
 import aiosqlite
 
-from ccd.states import WorkflowState
-from ccd.store.fold import dumps
+from ccd.fold import dumps
+from ccd.states import FINAL_WORKFLOW_STATES
 
-_FINAL = tuple(s.value for s in WorkflowState if s.is_final)
+_FINAL = tuple(sorted(s.value for s in FINAL_WORKFLOW_STATES))
 _EXPIRED = f"""
     SELECT id, name, state, ended FROM workflows
      WHERE state IN ({", ".join("?" * len(_FINAL))}) AND ended < ?

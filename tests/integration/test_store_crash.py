@@ -22,8 +22,8 @@ import time
 from pathlib import Path
 
 from ccd.events import Event
+from ccd.fold import Fold
 from ccd.store.core import _JOB_COLUMNS
-from ccd.store.fold import Fold
 from tests.conftest import ROOT
 from tests.unit.test_store import assert_is_fold_of_events
 

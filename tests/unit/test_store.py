@@ -108,14 +108,15 @@ def fold_job_event(row: dict[str, Any], at: float, kind: str, data: dict[str, An
         row["reason"] = data.get("reason")
         if "exit_code" in data:
             row["exit_code"] = data["exit_code"]
-        elif state in ("pending", "queued", "unknown"):
+        elif state not in FINAL_JOB:
             row["exit_code"] = None
         if state == "running" and before != "unreachable":  # back in reach: same start
             row["started"] = at
         if "handle" in data:  # a running event names its attempt's handle
             row["handle"] = data["handle"]
-        if state == "pending":
-            row["progress"] = row["message"] = None
+        waiting = ("pending", "queued")
+        if state in waiting and before not in waiting:  # a new attempt: the last one's are stale
+            row["progress"] = row["message"] = row["started"] = None
         row["ended"] = at if state in FINAL_JOB else None
 
 
@@ -782,7 +783,7 @@ def test_a_fold_is_freed_without_the_cyclic_collector() -> None:
     import gc
     import weakref
 
-    from ccd.store.fold import Fold
+    from ccd.fold import Fold
 
     gc.disable()
     try:

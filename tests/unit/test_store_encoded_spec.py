@@ -7,9 +7,9 @@ import sqlite3
 from pathlib import Path
 
 from ccd.events import Event, EventKind
+from ccd.fold import EncodedJSON, dumps, dumps_data
 from ccd.spec.model import Job, Workflow
 from ccd.store import Store
-from ccd.store.fold import EncodedJSON, dumps, dumps_data
 
 
 def test_event_data_embeds_encoded_values_as_they_are() -> None:

@@ -1,13 +1,30 @@
-"""Folding events into the current-state rows (pure: no I/O).
+"""The fold: how events become a workflow's and its jobs' current state (pure, stdlib only).
 
-The writer loads the rows a batch of events touches, applies the events to them
-here in order, and writes back the rows that changed, all in the transaction
-that appends the events.  Doing the fold in Python rather than one UPDATE per
-event keeps a batch to a handful of round trips to the database thread.
+This is the one place that says what each event does to a row.  The store folds
+every batch it writes into the ``workflows``/``jobs`` tables with it, and
+``ccctl watch`` keeps its copy of a workflow current with the same `Fold`, so
+``status`` and ``watch`` cannot disagree (the web view is meant to use it too).
+
+A job's row, by the state its ``job.state`` event enters:
+
+==================  ===================================================================
+state entered       what else changes
+==================  ===================================================================
+running             ``started`` = now, unless the job comes back from ``unreachable``
+                    (the same attempt kept running while its host was out of reach)
+pending, queued     from any other state a new attempt is coming: the last attempt's
+                    ``progress``, ``message`` and ``started`` are cleared
+final states        ``ended`` = now (any other state clears ``ended``)
+every state         ``reason`` as given; ``exit_code`` as given, else kept by a
+                    final state and cleared by the others; ``attempt`` as given, else
+                    kept; ``handle`` as given (None: a new attempt forgets the last)
+==================  ===================================================================
 
 `Fold.apply` either applies an event completely or raises `BadEvent` (or the
 error of a malformed value) without changing anything, so one bad event is
-rejected on its own instead of failing the whole batch.
+rejected on its own instead of failing the whole batch.  Applying events to
+rows here in Python, rather than one UPDATE per event, keeps a store batch to a
+handful of round trips to the database thread.
 """
 
 from __future__ import annotations
@@ -18,7 +35,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ccd.events import Event, EventKind
-from ccd.states import FINAL_JOB_STATES, JobState, WorkflowState
+from ccd.states import FINAL_JOB_STATES, FINAL_WORKFLOW_STATES, JobState, WorkflowState
 
 #: Compact and strict: NaN/Infinity are not JSON, and other readers would choke on them.
 dumps: Callable[[Any], str] = json.JSONEncoder(
@@ -43,12 +60,12 @@ def dumps_data(data: dict[str, Any]) -> str:
     return "{" + ",".join(items) + "}"
 
 
-_JOB_STATES = frozenset(s.value for s in JobState)
-_FINAL_JOB_STATES = frozenset(s.value for s in FINAL_JOB_STATES)
-_WORKFLOW_STATES = frozenset(s.value for s in WorkflowState)
-_FINAL_WORKFLOW_STATES = frozenset(s.value for s in WorkflowState if s.is_final)
-#: states in which a job has no exit code (yet)
-_NO_EXIT_CODE = frozenset({JobState.PENDING.value, JobState.QUEUED.value, JobState.UNKNOWN.value})
+# A str-Enum member hashes and compares equal to its value, so these sets of
+# members answer for the plain strings events and rows hold.
+_JOB_STATES = frozenset(JobState)
+_WORKFLOW_STATES = frozenset(WorkflowState)
+#: states of a job waiting for its next attempt
+_WAITING = frozenset({JobState.PENDING, JobState.QUEUED})
 
 
 class BadEvent(ValueError):
@@ -174,7 +191,7 @@ class Fold:
         now = float(event.time)
         row.state = state
         row.updated = now
-        row.ended = now if state in _FINAL_WORKFLOW_STATES else None
+        row.ended = now if state in FINAL_WORKFLOW_STATES else None
         row.dirty = True
 
     # -- job events -------------------------------------------------------------------
@@ -183,18 +200,20 @@ class Fold:
         state = _member(data.get("state"), _JOB_STATES, "job state")
         attempt = _int(data["attempt"], "attempt") if "attempt" in data else row.attempt
         reason = _opt_str(data.get("reason"), "reason")
+        final = state in FINAL_JOB_STATES
         if "exit_code" in data:
             exit_code = _opt_int(data["exit_code"], "exit_code")
         else:
-            exit_code = None if state in _NO_EXIT_CODE else row.exit_code
-        back_in_reach = row.state == JobState.UNREACHABLE.value
+            exit_code = row.exit_code if final else None
+        # nothing above changed the row: a malformed event leaves it as it was
+        if state in _WAITING and row.state not in _WAITING:
+            # a new attempt is coming (a retry, a requeue, a workflow retry): what the
+            # last one showed is stale
+            row.progress = row.message = row.started = None
+        elif state == JobState.RUNNING and row.state != JobState.UNREACHABLE:
+            row.started = now  # back from `unreachable`, the same attempt kept running
         row.state, row.attempt, row.reason, row.exit_code = state, attempt, reason, exit_code
-        if state == JobState.RUNNING.value and not back_in_reach:
-            row.started = now
-        if state == JobState.PENDING.value:
-            # A workflow retry starts the job over: drop what its last attempt showed.
-            row.progress = row.message = None
-        row.ended = now if state in _FINAL_JOB_STATES else None
+        row.ended = now if final else None
         if "handle" in data:  # the launch names the attempt's handle; a new attempt clears it
             row.handle = None if data["handle"] is None else dumps(data["handle"])
         self._touch(row, now)
