@@ -54,10 +54,6 @@ class Attempt(Protocol):
     #: resolves with the attempt's exit status (never cancelled by the engine)
     exited: asyncio.Future[ExitStatus]
 
-    async def wait(self) -> ExitStatus:
-        """Return once the attempt has ended."""
-        ...
-
     def log_chunks(self) -> AsyncIterator[bytes]:
         """Yield the log's bytes as they appear; end after the attempt ended and all was read."""
         ...

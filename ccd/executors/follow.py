@@ -84,8 +84,8 @@ class PolledAttempt:
     """The half of an attempt that a poller drives (SSH hosts, Slurm clusters).
 
     The poller appends to the local log (or Slurm writes it) and calls `grown`;
-    it ends the attempt with `finish`, and reports states and warnings through
-    `tell` and `warn`.  The engine's side (`wait`, `log_chunks`, listeners) is
+    it ends the attempt with `settle`, and reports states and warnings through
+    `tell` and `warn`.  The engine's side (`exited`, `log_chunks`, listeners) is
     the same for every such executor.
     """
 
@@ -123,9 +123,6 @@ class PolledAttempt:
         self.exited.set_result(status)
         self._grown.set()  # the log reader's final read
         return True
-
-    async def wait(self) -> ExitStatus:
-        return await asyncio.shield(self.exited)
 
     async def log_chunks(self) -> AsyncIterator[bytes]:
         async for chunk in follow_file(self.log_path, self._grown, self.exited.done):

@@ -165,9 +165,6 @@ class LocalAttempt:
         self.exited.set_result(result)
         self._log_watch.wake()  # let the log reader do its final read
 
-    async def wait(self) -> ExitStatus:
-        return await asyncio.shield(self.exited)
-
     # -- log ------------------------------------------------------------------------
     async def log_chunks(self) -> AsyncIterator[bytes]:
         try:

@@ -29,7 +29,7 @@ def request(tmp_path: Path, name: str, command: str) -> LaunchRequest:
 
 async def finish(attempt: LocalAttempt) -> tuple[int | None, bytes]:
     log = b"".join([chunk async for chunk in attempt.log_chunks()])
-    return (await attempt.wait()).exit_code, log
+    return (await attempt.exited).exit_code, log
 
 
 async def test_a_job_s_log_exit_code_and_run_directory(
