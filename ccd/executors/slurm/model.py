@@ -55,13 +55,6 @@ def job_name(workflow_id: str, job: str, attempt: int) -> str:
     return f"ccd.{workflow_id}.{job}.{attempt}"
 
 
-def parse_job_name(name: str) -> tuple[str, str, int] | None:
-    match = re.fullmatch(r"ccd\.([0-9a-f]+)\.(.+)\.(\d+)", name)
-    if match is None:
-        return None
-    return match.group(1), match.group(2), int(match.group(3))
-
-
 def directives(
     resources: Mapping[str, Any],
     *,
@@ -236,14 +229,6 @@ def parse_sacct(text: str) -> dict[str, Accounting]:
         code, sig = parse_exit_code(parts[2])
         records[parts[0]] = Accounting(parts[0], parts[1], code, sig, parts[4])
     return records
-
-
-def parse_scontrol(text: str) -> dict[str, str]:
-    """The ``Key=Value`` pairs of ``scontrol show job -o ID`` (first occurrence wins)."""
-    fields: dict[str, str] = {}
-    for token in re.findall(r"(\w[\w/:]*)=(\S*)", text):
-        fields.setdefault(token[0], token[1])
-    return fields
 
 
 # -- outcomes ----------------------------------------------------------------------------
