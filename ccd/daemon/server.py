@@ -70,6 +70,13 @@ class ApiServer(uvicorn.Server):
 
 
 class Daemon:
+    """The running daemon; to its API it is the `ccd.api.Services` the routes use.
+
+    It satisfies that protocol structurally (store, engine, config, filewatch, ssh,
+    started, stopping, request_stop), so the API knows only the protocol and never
+    imports this module.
+    """
+
     def __init__(self, config: DaemonConfig) -> None:
         self.config = config
         self.started = time.time()

@@ -1,0 +1,141 @@
+"""Routes that act on workflows: validate, submit, list, show, cancel and retry.
+
+A workflow arrives as its YAML file in the request body and is validated off the
+event loop; `show` is the status a watcher starts from, and is built from JSON
+the store already encoded (see there).  Cancels and retries go to the engine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import Response
+
+from ccd.api.deps import ServicesDep, find_job, find_workflow
+from ccd.config import DaemonConfig
+from ccd.errors import CcdError
+from ccd.heap import gc_paused
+from ccd.spec.model import Workflow
+from ccd.spec.validate import load_workflow_text
+from ccd.store.reads import JOB_FIELDS
+
+router = APIRouter()
+
+#: the largest workflow file the API accepts
+MAX_BODY = 32 * 1024 * 1024
+
+
+async def read_spec(request: Request, source: str | None, config: DaemonConfig) -> Workflow:
+    """The validated workflow in the request body (YAML); `source` is its file."""
+    body = await request.body()
+    if len(body) > MAX_BODY:
+        raise CcdError(f"workflow is {len(body)} bytes; the limit is {MAX_BODY}")
+    path = Path(source) if source else None
+    if path is not None and not path.is_absolute():
+        raise CcdError("source must be the workflow file's absolute path")
+    # validation is CPU work that grows with the file: keep it off the loop
+    return await asyncio.to_thread(
+        load_workflow_text,
+        body,
+        source=str(path) if path else "<request>",
+        base_dir=path.parent if path is not None else Path.cwd(),
+        known_hosts=config.known_hosts(),
+    )
+
+
+@router.post("/v1/validate")
+async def validate(
+    request: Request, services: ServicesDep, source: str | None = None
+) -> dict[str, Any]:
+    """Validate a workflow (the body, YAML) without running it."""
+    with gc_paused():
+        spec = await read_spec(request, source, services.config)
+    return {"name": spec.name, "jobs": len(spec.jobs)}
+
+
+@router.post("/v1/workflows", status_code=201)
+async def submit(
+    request: Request, services: ServicesDep, source: str | None = None
+) -> dict[str, Any]:
+    """Submit a workflow: the body is the workflow file (YAML)."""
+    with gc_paused():  # a big workflow is millions of objects, none garbage
+        spec = await read_spec(request, source, services.config)
+        workflow_id = await services.engine.submit(spec)
+    return {"id": workflow_id, "name": spec.name, "jobs": len(spec.jobs)}
+
+
+@router.get("/v1/workflows")
+async def list_workflows(
+    services: ServicesDep, limit: Annotated[int, Query(ge=1, le=10000)] = 100
+) -> Any:
+    return await services.store.list_workflows(limit)
+
+
+# The docstring is the route's OpenAPI description, so its wording is part of the API.
+@router.get("/v1/workflows/{ref}")
+async def show(
+    ref: str, services: ServicesDep, fields: str | None = None, rows: bool = False
+) -> Response:
+    """The workflow and its jobs (in file order): what `ccctl status` shows.
+
+    `fields` (comma-separated, e.g. ``name,state,progress``) limits what each job
+    carries: a 10,000-job status is ~4 MB with handles and outputs.  Besides the
+    stored fields, ``elapsed`` is whole seconds from start to end (or to now while
+    the job runs).  With `rows`
+    each job is an array of those fields in that order (named once, in
+    ``job_fields``): half the bytes and a faster decode for big workflows."""
+    wanted = _job_fields(fields)
+    if rows and not wanted:
+        raise CcdError("rows needs fields: name the job fields the rows hold, in order")
+    store = services.store
+    # events after `seq` may or may not be reflected below; a watcher that
+    # applies them again converges, because events carry absolute values
+    seq = store.last_seq
+    row = await find_workflow(store, ref)
+    row["seq"] = seq
+    row.pop("spec", None)
+    # the jobs' JSON comes from SQLite as text: a 10,000-job status is ~4 MB,
+    # and decoding then re-encoding it in Python cost most of the request
+    jobs = await store.get_jobs_json(row["id"], wanted, rows)
+    if rows:
+        row["job_fields"] = wanted
+    body = json.dumps(row)[:-1] + ', "jobs": ' + jobs + "}"
+    return Response(body.encode(), media_type="application/json")
+
+
+def _job_fields(fields: str | None) -> list[str] | None:
+    """The job fields `show` was asked for, in order (None: all of them)."""
+    if fields is None:
+        return None
+    wanted = [f for f in fields.split(",") if f]
+    unknown = sorted(set(wanted) - JOB_FIELDS)
+    if unknown:
+        raise CcdError(f"unknown job fields {unknown}; known: {', '.join(sorted(JOB_FIELDS))}")
+    return wanted
+
+
+@router.post("/v1/workflows/{ref}/cancel")
+async def cancel(ref: str, services: ServicesDep, job: str | None = None) -> dict[str, Any]:
+    store = services.store
+    row = await find_workflow(store, ref)
+    if job is not None:
+        await find_job(store, row["id"], job)
+    seq = store.last_seq  # events after this one tell how the cancel went
+    services.engine.cancel(row["id"], job)
+    return {"id": row["id"], "cancelled": job or "workflow", "seq": seq}
+
+
+@router.post("/v1/workflows/{ref}/jobs/{job}/cancel")
+async def cancel_job(ref: str, job: str, services: ServicesDep) -> dict[str, Any]:
+    return await cancel(ref, services, job)
+
+
+@router.post("/v1/workflows/{ref}/retry")
+async def retry(ref: str, services: ServicesDep) -> dict[str, Any]:
+    row = await find_workflow(services.store, ref)
+    jobs = await services.engine.retry(row["id"])
+    return {"id": row["id"], "retried": jobs}
