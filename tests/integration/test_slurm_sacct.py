@@ -24,7 +24,7 @@ from typing import Any
 
 import pytest
 
-from ccd.executors.slurm.executor import GRACE_POLLS
+from ccd.executors.slurm.attempt import GRACE_POLLS
 from tests.conftest import DaemonProc
 from tests.slurm import CountingBin, SlurmCluster, _wait_for, open_cluster
 from tests.slurmdbd import DATABASE, MIN_JOB_AGE, AccountedCluster, wait_left_queue

@@ -6,11 +6,13 @@ import pytest
 
 from ccd.executors.slurm import model
 from ccd.executors.slurm.model import (
+    SQUEUE_COMMAND,
     DirectiveError,
     directives,
     expand_job_ids,
     final_verdict,
     job_name,
+    max_array_size,
     memory_exceeded,
     parse_sacct,
     parse_sbatch,
@@ -19,6 +21,7 @@ from ccd.executors.slurm.model import (
     sacct_command,
     slurm_notice,
     slurm_time,
+    squeue_named_command,
     task_ranges,
 )
 from ccd.spec.model import KNOWN_RESOURCES
@@ -110,6 +113,24 @@ def test_parse_sacct_skips_steps() -> None:
     assert (records["202"].exit_code, records["202"].signal) == (0, 125)
     assert records["203"].state == "CANCELLED by 1000"
     assert records["204"].exit_code == 7
+
+
+@pytest.mark.parametrize(
+    ("config", "expected"),
+    [
+        ("AuthType                = auth/munge\nMaxArraySize            = 1001\n", 1001),
+        ("MaxArraySize=40000\n", 40000),
+        ("MaxJobCount             = 10000\n", None),
+        ("", None),
+    ],
+)
+def test_max_array_size(config: str, expected: int | None) -> None:
+    assert max_array_size(config) == expected
+
+
+def test_squeue_commands_quote_what_they_are_given() -> None:
+    assert SQUEUE_COMMAND == "squeue -h -t all --me -o '%i|%T|%r|%j'"
+    assert squeue_named_command("ccd.ab.x y.1") == "squeue -h -t all --me -n 'ccd.ab.x y.1' -o %i"
 
 
 @pytest.mark.parametrize(

@@ -1,7 +1,8 @@
-"""Slurm's vocabulary, as pure functions: batch directives, command output, outcomes.
+"""Slurm's vocabulary, as pure functions: batch directives, queries, answers, outcomes.
 
 Everything here is table-driven and tested on real ``squeue``/``sacct``/``scontrol``
-output; the executor only runs the commands and feeds their text in.
+output; the poller and the attempts only run the queries and feed their text in.
+The shell text that stages and submits a job is built next door, in `scripts`.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from ccd.states import JobState
 
 #: squeue's output format: id, state, reason, name ('|' never occurs in them)
 SQUEUE_FORMAT = "%i|%T|%r|%j"
+#: every job of this user, finished ones too while Slurm remembers them (MinJobAge)
+SQUEUE_COMMAND = f"squeue -h -t all --me -o {shlex.quote(SQUEUE_FORMAT)}"
 #: sacct's fields, in order (with -P: '|'-separated)
 SACCT_FIELDS = ("JobID", "State", "ExitCode", "End", "JobName")
 
@@ -126,6 +129,17 @@ def parse_squeue(text: str) -> dict[str, QueueEntry]:
         for job_id in expand_job_ids(parts[0]):
             entries[job_id] = QueueEntry(job_id, parts[1].upper(), parts[2], parts[3])
     return entries
+
+
+def squeue_named_command(name: str) -> str:
+    """squeue for the ids of this user's jobs called `name` (read with `expand_job_ids`)."""
+    return f"squeue -h -t all --me -n {shlex.quote(name)} -o %i"
+
+
+def max_array_size(scontrol_config: str) -> int | None:
+    """``MaxArraySize`` in ``scontrol show config`` output; None if it is not there."""
+    found = re.search(r"^MaxArraySize\s*=\s*(\d+)", scontrol_config, re.M)
+    return int(found.group(1)) if found else None
 
 
 def task_ranges(tasks: Sequence[int]) -> str:
