@@ -20,6 +20,7 @@ from typing import Any
 from ccd.executors.base import ExitStatus, LaunchError, LaunchRequest
 from ccd.executors.filewatch import FileWatch, FileWatcher
 from ccd.executors.follow import follow_file
+from ccd.executors.poll import poll
 from ccd.executors.wrapper import (
     EXIT,
     LOG,
@@ -36,6 +37,8 @@ from ccd.states import JobState
 FIRST_WAIT = 0.05
 #: how long `find` waits for a just-spawned wrapper to write its pid
 FIND_PID_WAIT = 1.0
+#: how often `find` looks for that pid meanwhile
+FIND_PID_INTERVAL = 0.05
 #: while waiting for a process group to empty after TERM
 GROUP_CHECK_INTERVAL = 0.05
 #: how long launches may hold the event loop back to back (a burst of 500 held it 1.5 s)
@@ -190,8 +193,9 @@ class LocalAttempt:
             await asyncio.wait_for(asyncio.shield(self.exited), grace)
         # The wrapper may be gone while grandchildren that ignore TERM live on.
         # No event tells when a process group empties: look, briefly, while the grace runs.
-        while _group_alive(self.pid) and time.monotonic() < deadline:  # noqa: ASYNC110
-            await asyncio.sleep(GROUP_CHECK_INTERVAL)
+        async for _ in poll(GROUP_CHECK_INTERVAL):
+            if not _group_alive(self.pid) or time.monotonic() >= deadline:
+                break
         _signal_group(self.pid, signal.SIGKILL)
         await asyncio.shield(self.exited)
 
@@ -261,7 +265,8 @@ class LocalExecutor:
             return None
         # the wrapper writes its pid first thing: give one that was just spawned a moment
         deadline = time.monotonic() + FIND_PID_WAIT
-        while True:
+        # another process's file: no event says when it is written, so look again shortly
+        async for _ in poll(FIND_PID_INTERVAL):
             pid = _read_pid(run_dir)
             if not pid:
                 # On a loaded machine a spawned wrapper may not have written its pid
@@ -271,8 +276,8 @@ class LocalExecutor:
             if pid:
                 return {"executor": "local", "run_dir": str(run_dir), "pid": pid}
             if time.monotonic() > deadline:
-                return None  # prepared, never started
-            await asyncio.sleep(0.05)  # another process's file: look again shortly
+                break
+        return None  # prepared, never started
 
     async def adopt(self, handle: dict[str, Any]) -> LocalAttempt:
         run_dir = Path(handle["run_dir"])

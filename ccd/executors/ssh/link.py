@@ -4,8 +4,9 @@ A `HostLink` keeps one asyncssh connection to the host (with keepalives), opened
 on demand and re-opened with backoff when it drops, plus one SFTP session on it.
 Short exec channels launch and signal jobs, at most `max_channels` at a time so a
 server's ``MaxSessions`` is never exceeded; every running job's log and exit file
-are read by one poller over the SFTP session, pipelined, once per interval.  No
-job holds a channel while it runs, so 200 jobs fit in sshd's default of 10.
+are read by one poller over the SFTP session, pipelined, once per interval (on
+a fixed grid: `poll`).  No job holds a channel while it runs, so 200 jobs fit in
+sshd's default of 10.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import asyncssh
 
 from ccd.config import HostConfig
 from ccd.executors.base import LaunchError
+from ccd.executors.poll import poll
 
 log = logging.getLogger(__name__)
 
@@ -221,16 +223,20 @@ class HostLink:
                 self._followed_changed.clear()
                 await self._followed_changed.wait()
                 continue
-            _, sftp = await self.ready(fail_fast=False)
-            attempts = list(self._followed.values())
-            results = await asyncio.gather(
-                *(a.poll(sftp) for a in attempts), return_exceptions=True
-            )
-            for attempt, result in zip(attempts, results, strict=True):
-                if isinstance(result, Exception) and not _connection_error(result):
-                    log.warning("%s: polling %s failed: %r", self.name, attempt, result)
-            # An external system: read it once per interval for all jobs at once.
-            await asyncio.sleep(self.cfg.poll_interval)
+            # An external system: read it once per interval for all jobs at once; the
+            # ticks missed while the host is unreachable are skipped
+            async for _ in poll(self.cfg.poll_interval):
+                if not self._followed:
+                    break
+                _, sftp = await self.ready(fail_fast=False)
+                await self._poll_followed(sftp)
+
+    async def _poll_followed(self, sftp: asyncssh.SFTPClient) -> None:
+        attempts = list(self._followed.values())
+        results = await asyncio.gather(*(a.poll(sftp) for a in attempts), return_exceptions=True)
+        for attempt, result in zip(attempts, results, strict=True):
+            if isinstance(result, Exception) and not _connection_error(result):
+                log.warning("%s: polling %s failed: %r", self.name, attempt, result)
 
     def remote_path(self, path: str) -> str:
         """`path` with a leading ``~`` replaced by the remote home (known once connected)."""
