@@ -16,7 +16,6 @@ from typing import Protocol
 
 import asyncssh
 
-from ccd.executors.ssh.executor import DEFAULT_REMOTE_ROOT
 from ccd.executors.ssh.link import HostLink
 from ccd.executors.ssh.mirror import RemoteRunDir
 from ccd.executors.wrapper import EXIT, LOG, parse_exit_file
@@ -201,7 +200,7 @@ class SshCluster:
 
     async def root(self) -> str:
         await self.link.ready(fail_fast=True)
-        return self.link.remote_path(self.link.cfg.workdir or DEFAULT_REMOTE_ROOT)
+        return self.link.runs_root()
 
     def files(
         self,

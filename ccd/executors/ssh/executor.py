@@ -30,7 +30,6 @@ from ccd.states import JobState
 
 log = logging.getLogger(__name__)
 
-DEFAULT_REMOTE_ROOT = "~/.ccd/runs"
 #: how often (in polls) the poller checks that a wrapper with no exit file still lives
 LIVENESS_EVERY = 10
 
@@ -134,9 +133,21 @@ class SshExecutor:
             )
         return link
 
-    def _remote_dir(self, link: HostLink, request: LaunchRequest) -> str:
-        root = link.remote_path(link.cfg.workdir or DEFAULT_REMOTE_ROOT)
-        return str(PurePosixPath(root, request.workflow_id, request.job.name, str(request.attempt)))
+    def _remote_dir(self, link: HostLink, workflow_id: str, job: str, attempt: int) -> str:
+        return str(attempt_dir(PurePosixPath(link.runs_root()), workflow_id, job, attempt))
+
+    def _handle(
+        self, host: str, remote_dir: str, workflow_id: str, job: str, attempt: int, pid: int
+    ) -> dict[str, Any]:
+        """What the engine stores to adopt the attempt again: where it runs, its pid."""
+        local_dir = attempt_dir(self._config.runs_dir, workflow_id, job, attempt)
+        return {
+            "executor": "ssh",
+            "host": host,
+            "run_dir": remote_dir,
+            "local_dir": str(local_dir),
+            "pid": pid,
+        }
 
     async def ready(self, host: str) -> None:
         await self.link(host).ready(fail_fast=True)
@@ -145,7 +156,7 @@ class SshExecutor:
         job = request.job
         link = self.link(job.host)
         await link.ready(fail_fast=True)
-        remote_dir = self._remote_dir(link, request)
+        remote_dir = self._remote_dir(link, request.workflow_id, job.name, request.attempt)
         env = {**request.env, "CCD_RUN_DIR": remote_dir}
         if job.script is not None:
             env["CCD_SCRIPT"] = f"{remote_dir}/{PurePosixPath(job.script).name}"
@@ -171,20 +182,10 @@ class SshExecutor:
                 f"cannot start the job on '{job.host}': "
                 f"{str(result.stderr).strip() or f'exit status {result.exit_status}'}"
             )
-        local_dir = self._local_dir(request)
-        handle = {
-            "executor": "ssh",
-            "host": job.host,
-            "run_dir": remote_dir,
-            "local_dir": str(local_dir),
-            "pid": int(pid_text),
-        }
-        return SshAttempt(link, remote_dir, local_dir, int(pid_text), handle)
-
-    def _local_dir(self, request: LaunchRequest) -> Path:
-        return attempt_dir(
-            self._config.runs_dir, request.workflow_id, request.job.name, request.attempt
+        handle = self._handle(
+            job.host, remote_dir, request.workflow_id, job.name, request.attempt, int(pid_text)
         )
+        return await self.adopt(handle)  # the attempt a restarted daemon would adopt
 
     async def _upload(self, link: HostLink, local: str, remote_dir: str, remote: str) -> None:
         _, sftp = await link.ready(fail_fast=True)
@@ -197,20 +198,12 @@ class SshExecutor:
     async def find(self, workflow_id: str, job: Job, attempt: int) -> dict[str, Any] | None:
         link = self.link(job.host)
         await link.ready(fail_fast=False)
-        root = link.remote_path(link.cfg.workdir or DEFAULT_REMOTE_ROOT)
-        remote_dir = str(attempt_dir(PurePosixPath(root), workflow_id, job.name, attempt))
+        remote_dir = self._remote_dir(link, workflow_id, job.name, attempt)
         result = await link.run(f"cat {shlex.quote(remote_dir)}/{PID} 2>/dev/null; true")
         pid = str(result.stdout).strip()
         if not pid.isdigit():
             return None
-        local_dir = attempt_dir(self._config.runs_dir, workflow_id, job.name, attempt)
-        return {
-            "executor": "ssh",
-            "host": job.host,
-            "run_dir": remote_dir,
-            "local_dir": str(local_dir),
-            "pid": int(pid),
-        }
+        return self._handle(job.host, remote_dir, workflow_id, job.name, attempt, int(pid))
 
     async def adopt(self, handle: dict[str, Any]) -> SshAttempt:
         link = self.link(str(handle["host"]))
@@ -230,7 +223,7 @@ class SshExecutor:
             "command -v squeue >/dev/null && echo squeue=yes; true"
         )
         rtt = time.perf_counter() - started
-        root = link.remote_path(link.cfg.workdir or DEFAULT_REMOTE_ROOT)
+        root = link.runs_root()
         try:
             await sftp.makedirs(root, exist_ok=True)
             probe_file = f"{root}/.ccd-write-test"

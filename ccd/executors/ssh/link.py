@@ -28,6 +28,8 @@ log = logging.getLogger(__name__)
 
 #: reconnect delays grow to this (seconds)
 MAX_BACKOFF = 30.0
+#: where run directories live on a host whose config sets no ``workdir:``
+DEFAULT_REMOTE_ROOT = "~/.ccd/runs"
 
 
 class HostFatal(LaunchError):
@@ -237,6 +239,10 @@ class HostLink:
         for attempt, result in zip(attempts, results, strict=True):
             if isinstance(result, Exception) and not _connection_error(result):
                 log.warning("%s: polling %s failed: %r", self.name, attempt, result)
+
+    def runs_root(self) -> str:
+        """The host's runs directory, ``~`` resolved (so: once connected)."""
+        return self.remote_path(self.cfg.workdir or DEFAULT_REMOTE_ROOT)
 
     def remote_path(self, path: str) -> str:
         """`path` with a leading ``~`` replaced by the remote home (known once connected)."""
