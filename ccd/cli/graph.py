@@ -7,7 +7,7 @@ import subprocess
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from ccd.cli.render import format_percent, state_colour, summary_line
+from ccd.cli.format import format_percent, state_colour, summary_line
 from ccd.errors import CcdError
 
 #: seconds `dot` may take; a graph of tens of thousands of jobs takes a few

@@ -11,18 +11,29 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import signal
 import sys
 import time
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import Annotated
 
 import typer
 
 from ccd import __version__
-from ccd.cli import fast
-from ccd.cli.client import ApiError, Client, path_of, start_daemon
+from ccd.cli import quick
+from ccd.cli.client import ApiError, Client, path_of
+from ccd.cli.common import (
+    JsonOpt,
+    WfArg,
+    client,
+    fail,
+    get_status,
+    print_json,
+    quiet_pipe,
+)
+from ccd.cli.format import event_text, format_clock
+from ccd.cli.service import daemon_app, hosts_app
 from ccd.errors import CcdError
+from ccd.states import FINAL_JOB_STATES
 
 app = typer.Typer(
     name="ccctl",
@@ -31,51 +42,8 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-daemon_app = typer.Typer(help="Start, stop and inspect the daemon.", no_args_is_help=True)
 app.add_typer(daemon_app, name="daemon")
-hosts_app = typer.Typer(help="The hosts jobs can run on.", no_args_is_help=True)
 app.add_typer(hosts_app, name="hosts")
-
-WfArg = Annotated[str, typer.Argument(help="Workflow id, or name (the newest with that name).")]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
-
-FINAL_WORKFLOW_STATES = {"succeeded", "failed", "cancelled"}
-FINAL_JOB_STATES = {"succeeded", "failed", "timed_out", "cancelled", "skipped"}
-
-
-def quiet_pipe() -> None:
-    """The reader went away (`ccctl events WF | head`): stop quietly, exit 0."""
-    # Python flushes stdout at exit; point it at /dev/null so that flush cannot fail
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, sys.stdout.fileno())
-    raise typer.Exit(0)
-
-
-def fail(message: str, code: int = 1) -> NoReturn:
-    print(f"ccctl: {message}", file=sys.stderr)
-    raise typer.Exit(code)
-
-
-def client(autostart: bool = True) -> Client:
-    c = Client()
-    if autostart:
-        c.ensure_daemon()
-    return c
-
-
-def print_json(data: Any) -> None:
-    sys.stdout.write(json.dumps(data, indent=2) + "\n")
-
-
-def console() -> Any:
-    from rich.console import Console
-
-    return Console()
-
-
-def get_status(c: Client, ref: str) -> dict[str, Any]:
-    result: dict[str, Any] = c.call("GET", path_of("workflows", ref))
-    return result
 
 
 # -- workflows -----------------------------------------------------------------------
@@ -138,13 +106,13 @@ def list_workflows(
     limit: Annotated[int, typer.Option(help="At most this many, newest first.")] = 50,
 ) -> None:
     """List workflows, newest first."""
-    fast.list_workflows(as_json, limit)  # also reached without typer: see ccd.cli.fast
+    quick.list_workflows(as_json, limit)  # also reached without typer: see ccd.cli.fast
 
 
 @app.command()
 def status(wf: WfArg, as_json: JsonOpt = False) -> None:
     """Show a workflow and the state of each of its jobs."""
-    fast.show_status(wf, as_json)  # also reached without typer: see ccd.cli.fast
+    quick.show_status(wf, as_json)  # also reached without typer: see ccd.cli.fast
 
 
 @app.command()
@@ -212,8 +180,6 @@ def events(
     as_json: JsonOpt = False,
 ) -> None:
     """Print a workflow's event log (every state change, progress and output)."""
-    from ccd.cli.watch import event_line
-
     lines = client().stream_lines(
         path_of("workflows", wf, "events"), {"follow": follow_, "since": since}
     )
@@ -224,7 +190,9 @@ def events(
             if as_json:
                 sys.stdout.write(line.decode() + "\n")
             else:
-                sys.stdout.write(event_line(json.loads(line)) + "\n")
+                event = json.loads(line)
+                stamp = format_clock(event["time"])
+                sys.stdout.write(f"{event['seq']:>6} {stamp} {event_text(event)}\n")
             sys.stdout.flush()
     except BrokenPipeError:
         quiet_pipe()
@@ -272,7 +240,7 @@ def follow_cancel(c: Client, wf: str, job: str | None, since: int, wait: float) 
             data = event.get("data", {})
             if event["kind"] == "job.warning" and "may still be alive" in data.get("message", ""):
                 alive.append(event["job"])
-                print(f"{event['job']}: {data['message']}", file=sys.stderr)
+                print(event_text(event), file=sys.stderr)
             done = event["kind"] == "job.state" and event["job"] == job
             if done and data.get("state") in FINAL_JOB_STATES:
                 break
@@ -362,167 +330,6 @@ def collect_garbage(
         print("\n".join(gc_report(result)))
     if result["remote_errors"]:
         raise typer.Exit(1)
-
-
-# -- hosts ---------------------------------------------------------------------------
-@hosts_app.command("ls")
-def hosts_ls(as_json: JsonOpt = False) -> None:
-    """List the hosts workflows can use (daemon config and ~/.ssh/config aliases)."""
-    rows = client().call("GET", "/v1/hosts")
-    if as_json:
-        print_json(rows)
-        return
-    for row in rows:
-        where = row["hostname"] or ("this machine" if row["name"] == "localhost" else "ssh config")
-        print(f"{row['name']:<24} {row['executor']:<6} max_jobs={row['max_jobs']:<5} {where}")
-
-
-@hosts_app.command("check")
-def hosts_check(
-    names: Annotated[
-        list[str] | None, typer.Argument(help="Hosts to check (default: all).")
-    ] = None,
-    as_json: JsonOpt = False,
-) -> None:
-    """Connect to hosts and report round-trip time, auth, workdir, python3 and Slurm tools.
-
-    Exits 0 only if every checked host is usable.
-    """
-    c = client()
-    targets = names or [h["name"] for h in c.call("GET", "/v1/hosts")]
-    reports = [c.call("POST", path_of("hosts", name, "check")) for name in targets]
-    if as_json:
-        print_json(reports)
-    else:
-        for r in reports:
-            if not r["usable"]:
-                print(f"{r['host']}: NOT usable: {r.get('error') or 'workdir not writable'}")
-                continue
-            if r["host"] == "localhost":
-                print("localhost: ok")
-                continue
-            print(
-                f"{r['host']}: ok — {r['rtt_ms']:.0f} ms, user {r['user']}, "
-                f"workdir {r['workdir']} (writable), {r['python'] or 'no python3'}, "
-                f"sbatch {'yes' if r['sbatch'] else 'no'}, squeue {'yes' if r['squeue'] else 'no'}"
-            )
-    if not all(r["usable"] for r in reports):
-        raise typer.Exit(1)
-
-
-# -- daemon --------------------------------------------------------------------------
-@daemon_app.command("start")
-def daemon_start() -> None:
-    """Start the daemon in the background (its log goes to the state directory)."""
-    c = Client()
-    health = c.ping()
-    if health is not None:
-        print(f"ccd is already running (pid {health['pid']}) on {c.socket_path}")
-        return
-    pid = start_daemon(c)
-    print(f"ccd started (pid {pid}) on {c.socket_path}")
-
-
-@daemon_app.command("install")
-def daemon_install(
-    socket_activation: Annotated[
-        bool, typer.Option("--socket", help="Also install ccd.socket (start ccd on demand).")
-    ] = False,
-    directory: Annotated[
-        Path | None,
-        typer.Option(help="Where to write the units (default: ~/.config/systemd/user)."),
-    ] = None,
-) -> None:
-    """Install ccd as a systemd user service (and optionally its socket)."""
-    import getpass
-    import shlex
-
-    from ccd.daemon.units import SOCKET, linger, render_service
-
-    target = (
-        directory
-        or Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config") / "systemd" / "user"
-    )
-    target.mkdir(parents=True, exist_ok=True)
-    # the interpreter that runs this ccctl: right for venvs and --user installs alike
-    exec_start = f"{shlex.quote(sys.executable)} -m ccd.daemon.main run"
-    (target / "ccd.service").write_text(render_service(exec_start))
-    written = ["ccd.service"]
-    if socket_activation:
-        (target / "ccd.socket").write_text(SOCKET)
-        written.append("ccd.socket")
-    unit = "ccd.socket" if socket_activation else "ccd.service"
-    print(f"wrote {', '.join(str(target / name) for name in written)}")
-    print(f"enable it with: systemctl --user daemon-reload && systemctl --user enable --now {unit}")
-    user = getpass.getuser()
-    state = linger(user)
-    if state.enabled is False:
-        print(
-            f"warning: lingering is off for {user}: the service stops at your last logout; "
-            f"turn it on with: loginctl enable-linger {user}",
-            file=sys.stderr,
-        )
-    elif state.enabled is None:
-        print(
-            f"warning: could not check lingering ({state.detail}); without it the service "
-            f"stops at your last logout: loginctl enable-linger {user}",
-            file=sys.stderr,
-        )
-
-
-@daemon_app.command("stop")
-def daemon_stop(
-    timeout: Annotated[float, typer.Option(help="Seconds to wait for it to exit.")] = 15.0,
-) -> None:
-    """Stop the daemon; running jobs keep running and are picked up by the next daemon."""
-    c = Client()
-    health = c.ping()
-    if health is None:
-        print("ccd is not running")
-        return
-    pid = int(health["pid"])
-    os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if c.ping() is None and not _alive(pid):
-            print(f"ccd (pid {pid}) stopped")
-            return
-        time.sleep(0.05)  # waiting for another process to exit
-    fail(f"ccd (pid {pid}) did not stop within {timeout:g}s")
-
-
-@daemon_app.command("status")
-def daemon_status(as_json: JsonOpt = False) -> None:
-    """Say whether the daemon runs, where, and since when; exit 3 if it does not."""
-    c = Client()
-    health = c.ping()
-    if health is None:
-        if as_json:
-            print_json({"running": False, "socket": str(c.socket_path)})
-        else:
-            print(f"ccd is not running (socket {c.socket_path})")
-        raise typer.Exit(3)
-    if as_json:
-        print_json({"running": True, "socket": str(c.socket_path), **health})
-        return
-    print(
-        f"ccd {health['version']} running, pid {health['pid']}, up {health['uptime']:.0f}s, "
-        f"socket {c.socket_path}, state {health['state_dir']}"
-    )
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:  # an exited child of someone else may linger as a zombie
-        with open(f"/proc/{pid}/stat") as fh:
-            return fh.read().split(") ", 1)[1][0] != "Z"
-    except (OSError, IndexError):
-        return False
 
 
 def version_callback(value: bool) -> None:

@@ -270,3 +270,104 @@ def no_daemon_left(ccd_env: dict[str, str]) -> Iterator[Path]:
     for pid in processes_mentioning(str(socket)):
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.kill(pid, signal.SIGKILL)
+
+
+# -- a real terminal: tmux -------------------------------------------------------------
+
+#: the terminal tmux gives `ccctl watch`
+WIDTH, HEIGHT = 120, 30
+#: how often a test looks at tmux's screen (it is another process's state)
+POLL = 0.1
+
+Screen = list[str]
+
+
+class Tmux:
+    """A private tmux server (its own socket) with one session of a fixed size."""
+
+    def __init__(self, socket: Path, env: dict[str, str]) -> None:
+        self.socket = socket
+        self.env = env
+
+    def run(self, *args: str) -> str:
+        done = subprocess.run(
+            ["tmux", "-S", str(self.socket), "-f", "/dev/null", *args],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            encoding="utf-8",
+            timeout=DEADLINE,
+            check=True,
+        )
+        return done.stdout
+
+    def new_session(self, command: str, cwd: Path, env: dict[str, str]) -> None:
+        exports = [arg for key, value in env.items() for arg in ("-e", f"{key}={value}")]
+        self.run(
+            "new-session",
+            "-d",
+            "-s",
+            "e2e",
+            "-x",
+            str(WIDTH),
+            "-y",
+            str(HEIGHT),
+            "-c",
+            str(cwd),
+            *exports,
+            command,
+        )
+
+    def screen(self) -> Screen:
+        """The visible screen, one string per row (trailing blank rows dropped)."""
+        rows = self.run("capture-pane", "-p", "-t", "e2e").split("\n")
+        while rows and not rows[-1].strip():
+            rows.pop()
+        return rows
+
+    def scrolled(self) -> int:
+        """Lines that have scrolled off the top of the screen into tmux's history."""
+        return int(self.run("display-message", "-p", "-t", "e2e", "#{history_size}").strip())
+
+    def kill(self) -> None:
+        with contextlib.suppress(subprocess.SubprocessError, OSError):
+            self.run("kill-server")
+
+
+@pytest.fixture
+def tmux(ccctl: Ccctl, ccd_env: dict[str, str]) -> Iterator[Tmux]:
+    # the terminal's size must come from tmux, not from variables of the caller's shell
+    env = {k: v for k, v in ccctl.env.items() if k not in ("COLUMNS", "LINES", "TMUX")}
+    # the runtime dir is short: a tmux socket path must fit in sun_path
+    server = Tmux(Path(ccd_env["XDG_RUNTIME_DIR"]) / "tmux.sock", env)
+    try:
+        yield server
+    finally:
+        server.kill()
+
+
+def wait_screen(tmux: Tmux, what: str, predicate: Callable[[Screen], bool]) -> Screen:
+    """Poll tmux's screen until `predicate` holds; every screen seen must fit the terminal."""
+    deadline = time.monotonic() + DEADLINE
+    while True:
+        screen = tmux.screen()
+        assert len(screen) <= HEIGHT, "\n".join(screen)
+        assert all(len(row) <= WIDTH for row in screen), "\n".join(screen)
+        assert "Traceback" not in "\n".join(screen), "\n".join(screen)
+        if predicate(screen):
+            return screen
+        if time.monotonic() > deadline:
+            raise AssertionError(f"never saw {what}; the screen was:\n" + "\n".join(screen))
+        time.sleep(POLL)  # polling another process's screen, bounded by the deadline
+
+
+def rows_of(screen: Screen) -> list[str]:
+    """The job rows of the live table (between its header rule and the "… and" line)."""
+    rules = [i for i, row in enumerate(screen) if set(row.strip()) == {"─"}]
+    assert rules, "\n".join(screen)
+    rows = []
+    for row in screen[rules[-1] + 1 :]:
+        if row.startswith("… and ") or not row.strip():
+            break
+        rows.append(row)
+    return rows

@@ -226,13 +226,13 @@ def test_submit_watch_prints_a_line_per_change_and_a_summary(
     assert lines[-1] == f"gated ({workflow_id}) succeeded — 2 succeeded"
     changes = [line.split(" ", 1)[1] for line in lines[1:-1]]
     assert all(re.match(r"\d\d:\d\d:\d\d ", line) for line in lines[1:-1]), lines
-    after_gate = changes[changes.index("tick succeeded") :]
+    after_gate = changes[changes.index("tick succeeded (attempt 1) exit=0") :]
     assert after_gate == [
-        "tick succeeded",
+        "tick succeeded (attempt 1) exit=0",
         "last queued",
         "last running (attempt 1)",
-        "last succeeded",
-        "workflow gated succeeded",
+        "last succeeded (attempt 1) exit=0",
+        "workflow succeeded",
     ]
     # one line per change: a progress value is not repeated
     progress = [line for line in changes if line.startswith("tick ") and line.endswith("%")]

@@ -1,10 +1,10 @@
-"""ccd.cli.fast: which command lines skip typer, and that the rest reach it."""
+"""ccd.cli.fast: which command lines skip typer (to ccd.cli.quick), and that the rest reach it."""
 
 from __future__ import annotations
 
 import pytest
 
-from ccd.cli import fast
+from ccd.cli import fast, quick
 
 
 @pytest.mark.parametrize(
@@ -52,7 +52,7 @@ def test_ls_and_status_call_the_daemon_with_the_parsed_options(
             calls.append((method, path, params))
             return [] if path == "/v1/workflows" else {"id": "x", "name": "n", "jobs": []}
 
-    monkeypatch.setattr(fast, "Client", FakeClient)
+    monkeypatch.setattr(quick, "Client", FakeClient)
     command = fast.parse(["ls", "--json", "--limit", "7"])
     assert command is not None
     command()

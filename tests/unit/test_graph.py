@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from ccd.cli.graph import render_svg, to_dot
-from ccd.cli.render import STATE_COLOURS
+from ccd.cli.format import STATE_COLOURS
 from ccd.errors import CcdError
 
 NODE = re.compile(r'^  "((?:[^"\\]|\\.)*)" \[(.*)\];$')

@@ -1,202 +1,24 @@
-"""ccd.cli.render: tables, the watch model's lines and the height-bounded watch view."""
+"""ccd.cli.watch: the watch model (the store's fold, fed by events), its change lines,
+and the height-bounded live view."""
 
 from __future__ import annotations
 
-import io
-import itertools
-import re
-import subprocess
-import sys
-import time
-from pathlib import Path
+import json
 from typing import Any
 
 import pytest
-from rich.console import Console, RenderableType
 
-from ccd.cli.render import (
-    STATE_COLOURS,
-    WatchModel,
-    format_duration,
-    status_text,
-    summary_line,
-    watch_renderable,
-    workflows_table,
-)
-from ccd.states import JobState
-
-#: 12:00:00 local time, so the clock in watch lines is predictable in any time zone
-T0 = time.mktime((2024, 1, 1, 12, 0, 0, 0, 0, -1))
-#: event sequence numbers: increasing, like the daemon's
-SEQ = itertools.count(1)
+from ccd.cli.watch import WatchModel, watch_renderable
+from ccd.fold import JobRow
+from tests.unit.cli_data import T0, event, make_job, make_status, render
 
 
-def make_job(name: str, state: str = "pending", **fields: Any) -> dict[str, Any]:
-    job: dict[str, Any] = {
-        "name": name,
-        "state": state,
-        "progress": None,
-        "message": None,
-        "attempt": 0,
-        "exit_code": None,
-        "reason": None,
-        "host": "localhost",
-        "executor": "local",
-        "needs": [],
-        "started": None,
-        "ended": None,
-        "outputs": {},
-    }
-    job.update(fields)
-    return job
-
-
-def make_status(*jobs: dict[str, Any], state: str = "running") -> dict[str, Any]:
-    return {
-        "id": "a1b2c3d4",
-        "name": "mnist",
-        "state": state,
-        "created": T0 - 60,
-        "updated": T0,
-        "ended": None,
-        "source": "mnist.yaml",
-        "jobs": list(jobs),
-    }
-
-
-def event(kind: str, job: str | None, data: dict[str, Any], at: float = 0.0) -> dict[str, Any]:
-    return {
-        "seq": next(SEQ),
-        "workflow_id": "a1b2c3d4",
-        "job": job,
-        "time": T0 + at,
-        "kind": kind,
-        "data": data,
-    }
-
-
-def render(renderable: RenderableType, width: int = 100, height: int = 30) -> list[str]:
-    console = Console(width=width, height=height, record=True, file=io.StringIO())
-    console.print(renderable)
-    return console.export_text().splitlines()
-
-
-# -- summary and tables ----------------------------------------------------------
-
-
-COUNTS = {"pending": 86, "failed": 1, "running": 3, "succeeded": 10}
-
-
-def test_summary_line_from_a_summary_row() -> None:
-    row = {"id": "a1b2c3d4", "name": "mnist", "state": "running", "counts": COUNTS}
-    expected = "mnist (a1b2c3d4) running — 3 running, 10 succeeded, 1 failed, 86 pending"
-    assert summary_line(row) == expected
-
-
-def test_summary_line_from_a_status() -> None:
-    jobs = [
-        make_job(f"j{i}", state) for i, (state, n) in enumerate(COUNTS.items()) for _ in range(n)
-    ]
-    expected = "mnist (a1b2c3d4) running — 3 running, 10 succeeded, 1 failed, 86 pending"
-    assert summary_line(make_status(*jobs)) == expected
-
-
-def test_summary_line_without_jobs() -> None:
-    assert summary_line(make_status(state="succeeded")) == "mnist (a1b2c3d4) succeeded"
-
-
-@pytest.mark.parametrize(
-    ("seconds", "text"),
-    [(None, ""), (-3, "0s"), (0, "0s"), (59.9, "59s"), (60, "1m00s"), (125, "2m05s"),
-     (3600, "1h00m"), (7260, "2h01m"), (90000, "1d01h")],
-)  # fmt: skip
-def test_format_duration(seconds: float | None, text: str) -> None:
-    assert format_duration(seconds) == text
-
-
-def test_workflows_table_renders() -> None:
-    rows = [
-        {"id": "a1b2c3d4", "name": "mnist", "state": "running", "created": T0 - 125,
-         "updated": T0, "ended": None, "counts": COUNTS},
-        {"id": "ffff0000", "name": "[red]etl[/red]", "state": "failed", "created": T0 - 3600,
-         "updated": T0, "ended": T0 - 3000, "counts": {"failed": 2}},
-    ]  # fmt: skip
-    text = "\n".join(render(workflows_table(rows, now=T0), width=160))
-    assert "3 running, 10 succeeded, 1 failed, 86 pending" in text
-    assert "a1b2c3d4" in text and "ffff0000" in text
-    assert "[red]etl[/red]" in text  # names are text, never rich markup
-    assert "2m05s" in text and "10m00s" in text
-
-
-def test_workflows_table_without_rows_renders_a_header() -> None:
-    assert "Name" in render(workflows_table([], now=T0))[0]
-
-
-def test_status_table_renders() -> None:
-    status = make_status(
-        make_job("fetch", "succeeded", attempt=1, exit_code=0, started=T0 - 50, ended=T0 - 40),
-        make_job("train", "running", attempt=2, progress=42.7, message="epoch 3/10",
-                 host="cluster", started=T0 - 125),
-        make_job("eval.x-1", "failed", attempt=1, exit_code=3, reason="out of memory",
-                 started=T0 - 10, ended=T0 - 5),
-        make_job("report"),
-    )  # fmt: skip
-    text = status_text(status, width=None, colour=False, now=T0)
-    lines = text.splitlines()[1:]  # after the summary line
-    assert "\x1b" not in text
-    by_job = {line.split()[0]: line for line in lines[1:]}
-    assert list(by_job) == ["fetch", "train", "eval.x-1", "report"]
-    assert by_job["fetch"].split()[1:] == ["succeeded", "1", "0", "localhost", "10s"]
-    assert by_job["train"].split()[1:] == [
-        "running",
-        "42%",
-        "2",
-        "cluster",
-        "2m05s",
-        "epoch",
-        "3/10",
-    ]
-    assert by_job["eval.x-1"].split()[1:] == [
-        "failed",
-        "1",
-        "3",
-        "localhost",
-        "5s",
-        "out",
-        "of",
-        "memory",
-    ]
-    assert by_job["report"].split() == ["report", "pending", "localhost"]
-    assert lines[0].split() == [
-        "Job",
-        "State",
-        "Progress",
-        "Attempt",
-        "Exit",
-        "Host",
-        "Elapsed",
-        "Reason",
-    ]
-
-
-def test_status_text_cuts_lines_at_the_width_and_colours_states() -> None:
-    status = make_status(
-        make_job("train", "running", attempt=1, reason="x" * 200, started=T0 - 5),
-        make_job("a-job-with-a-long-name", "failed", attempt=1, exit_code=2),
-    )
-    plain = status_text(status, width=60, colour=False, now=T0).splitlines()
-    assert all(len(line) <= 60 for line in plain[1:])
-    assert plain[2].endswith("…")  # the long reason is cut, marked
-    coloured = status_text(status, width=60, colour=True, now=T0)
-    red = STATE_COLOURS["failed"]
-    r, g, b = (int(red[i : i + 2], 16) for i in (1, 3, 5))
-    assert f"\x1b[38;2;{r};{g};{b}mfailed\x1b[0m" in coloured
-    # what is left after the colour codes is the plain text
-    assert re.sub(r"\x1b\[[0-9;]*m", "", coloured).splitlines() == plain
-
-
-def test_every_state_has_a_colour() -> None:
-    assert {s.value for s in JobState} <= STATE_COLOURS.keys()
+def fields(row: JobRow, keys: Any) -> dict[str, Any]:
+    """`keys` of a job's row, its JSON columns decoded."""
+    out = {key: getattr(row, key) for key in keys}
+    if "outputs" in out:
+        out["outputs"] = json.loads(out["outputs"])
+    return out
 
 
 # -- WatchModel.apply --------------------------------------------------------------
@@ -212,35 +34,35 @@ APPLY_CASES = [
     pytest.param(
         make_job("train", "running", attempt=1, started=T0),
         event("job.state", "train", {"state": "failed", "exit_code": 3, "reason": "oom"}, at=9),
-        ["12:00:09 train failed exit=3 (oom)"],
+        ["12:00:09 train failed exit=3: oom"],
         {"state": "failed", "exit_code": 3, "reason": "oom", "started": T0, "ended": T0 + 9},
         id="failed",
     ),
     pytest.param(
         make_job("train", "running", attempt=1, started=T0),
         event("job.state", "train", {"state": "succeeded", "exit_code": 0}, at=30),
-        ["12:00:30 train succeeded"],
+        ["12:00:30 train succeeded exit=0"],
         {"state": "succeeded", "exit_code": 0, "ended": T0 + 30},
         id="succeeded",
     ),
     pytest.param(
         make_job("train", "running", attempt=1, started=T0),
         event("job.state", "train", {"state": "timed_out", "reason": "ran past 10s"}, at=10),
-        ["12:00:10 train timed_out (ran past 10s)"],
+        ["12:00:10 train timed_out: ran past 10s"],
         {"state": "timed_out", "ended": T0 + 10},
         id="timed-out",
     ),
     pytest.param(
         make_job("report"),
         event("job.state", "report", {"state": "skipped", "reason": "train failed"}, at=11),
-        ["12:00:11 report skipped (train failed)"],
+        ["12:00:11 report skipped: train failed"],
         {"state": "skipped", "started": None, "ended": T0 + 11},
         id="skipped",
     ),
     pytest.param(
         make_job("train", "running", attempt=1, started=T0, progress=80.0, message="epoch 8"),
         event("job.state", "train", {"state": "queued", "reason": "retry in 2s"}, at=12),
-        ["12:00:12 train queued (retry in 2s)"],
+        ["12:00:12 train queued: retry in 2s"],
         {"state": "queued", "started": None, "progress": None, "message": None, "attempt": 1},
         id="retry-resets-the-attempt's-numbers",
     ),
@@ -248,13 +70,14 @@ APPLY_CASES = [
         make_job("train", "queued"),
         event("job.launched", "train", {"attempt": 2, "handle": {"pid": 42}}, at=2),
         [],
-        {"attempt": 2, "state": "queued"},
+        # the fold records the handle; the attempt comes with the job's state events
+        {"attempt": 0, "state": "queued", "handle": '{"pid":42}'},
         id="launched",
     ),
     pytest.param(
         make_job("train", "running", started=T0),
         event("job.progress", "train", {"progress": 42.5, "message": "epoch 3/10"}, at=5),
-        ["12:00:05 train 42% epoch 3/10"],
+        ["12:00:05 train progress 42.5% epoch 3/10"],
         {"progress": 42.5, "message": "epoch 3/10"},
         id="progress",
     ),
@@ -268,14 +91,14 @@ APPLY_CASES = [
     pytest.param(
         make_job("train", "running", started=T0, progress=42.0, message="epoch 3/10"),
         event("job.progress", "train", {"progress": None, "message": "epoch 4/10"}, at=7),
-        ["12:00:07 train 42% epoch 4/10"],
+        ["12:00:07 train progress epoch 4/10"],
         {"progress": 42.0, "message": "epoch 4/10"},
         id="progress-message-only",
     ),
     pytest.param(
         make_job("train", "running", started=T0),
         event("job.progress", "train", {"progress": 50}, at=8),
-        ["12:00:08 train 50%"],
+        ["12:00:08 train progress 50%"],
         {"progress": 50, "message": None},
         id="progress-value-only",
     ),
@@ -309,49 +132,48 @@ def test_apply_job_events(
 ) -> None:
     model = WatchModel(make_status(before))
     assert model.apply(ev) == lines
-    job = model.status["jobs"][0]
-    assert {key: job[key] for key in after} == after
+    assert fields(model.job(before["name"]), after) == after
 
 
 WORKFLOW_CASES = [
     pytest.param(
         event("workflow.state", None, {"state": "failed", "reason": "1 job failed"}, at=40),
-        ["12:00:40 workflow mnist failed (1 job failed)"],
+        ["12:00:40 workflow failed: 1 job failed"],
         {"state": "failed", "ended": T0 + 40},
         True,
         id="failed",
     ),
     pytest.param(
         event("workflow.state", None, {"state": "succeeded"}, at=41),
-        ["12:00:41 workflow mnist succeeded"],
+        ["12:00:41 workflow succeeded"],
         {"state": "succeeded", "ended": T0 + 41},
         True,
         id="succeeded",
     ),
     pytest.param(
         event("workflow.state", None, {"state": "cancelled"}, at=42),
-        ["12:00:42 workflow mnist cancelled"],
+        ["12:00:42 workflow cancelled"],
         {"state": "cancelled"},
         True,
         id="cancelled",
     ),
     pytest.param(
         event("workflow.state", None, {"state": "running"}, at=43),
-        ["12:00:43 workflow mnist running"],
+        ["12:00:43 workflow running"],
         {"state": "running", "ended": None},
         False,
         id="running-again",
     ),
     pytest.param(
         event("workflow.submitted", None, {"name": "mnist", "spec": {}, "source": "x"}),
-        ["12:00:00 workflow mnist submitted"],
+        ["12:00:00 workflow submitted mnist"],
         {"state": "running"},
         False,
         id="submitted",
     ),
     pytest.param(
         event("job.warning", None, {"message": "host cluster unreachable"}, at=3),
-        ["12:00:03 workflow mnist warning: host cluster unreachable"],
+        ["12:00:03 workflow warning: host cluster unreachable"],
         {"state": "running"},
         False,
         id="workflow-warning",
@@ -366,7 +188,7 @@ def test_apply_workflow_events(
     model = WatchModel(make_status(make_job("train")))
     assert not model.finished
     assert model.apply(ev) == lines
-    assert {key: model.status[key] for key in after} == after
+    assert {key: getattr(model.workflow, key) for key in after} == after
     assert model.finished is finished
 
 
@@ -386,10 +208,10 @@ def test_a_whole_attempt_prints_one_line_per_change() -> None:
     assert lines == [
         "12:00:00 train queued",
         "12:00:01 train running (attempt 1)",
-        "12:00:02 train 10% epoch 1/10",
-        "12:00:04 train 20% epoch 2/10",
-        "12:00:05 train succeeded",
-        "12:00:05 workflow mnist succeeded",
+        "12:00:02 train progress 10% epoch 1/10",
+        "12:00:04 train progress 20% epoch 2/10",
+        "12:00:05 train succeeded exit=0",
+        "12:00:05 workflow succeeded",
     ]
     assert model.finished and model.last_seq == events[-1]["seq"]
 
@@ -397,10 +219,14 @@ def test_a_whole_attempt_prints_one_line_per_change() -> None:
 def test_a_retry_prints_progress_again() -> None:
     model = WatchModel(make_status(make_job("train", "running", attempt=1, started=T0)))
     progress = {"progress": 50.0}
-    assert model.apply(event("job.progress", "train", progress, at=1)) == ["12:00:01 train 50%"]
+    assert model.apply(event("job.progress", "train", progress, at=1)) == [
+        "12:00:01 train progress 50%"
+    ]
     model.apply(event("job.state", "train", {"state": "queued"}, at=2))
     model.apply(event("job.state", "train", {"state": "running", "attempt": 2}, at=3))
-    assert model.apply(event("job.progress", "train", progress, at=4)) == ["12:00:04 train 50%"]
+    assert model.apply(event("job.progress", "train", progress, at=4)) == [
+        "12:00:04 train progress 50%"
+    ]
 
 
 def test_events_already_applied_are_skipped() -> None:
@@ -416,19 +242,19 @@ def test_events_of_another_workflow_are_ignored() -> None:
     model = WatchModel(make_status(make_job("train")))
     other = {**event("job.state", "train", {"state": "queued"}), "workflow_id": "00000000"}
     assert model.apply(other) == []
-    assert model.status["jobs"][0]["state"] == "pending"
+    assert model.job("train").state == "pending"
 
 
 def test_an_unknown_job_is_added() -> None:
     model = WatchModel(make_status())
     assert model.apply(event("job.state", "new", {"state": "queued"})) == ["12:00:00 new queued"]
-    assert [job["name"] for job in model.jobs] == ["new"]
+    assert [job.name for job in model.jobs] == ["new"]
 
 
 def test_lines_stay_on_one_line() -> None:
     model = WatchModel(make_status(make_job("train", "running")))
     [line] = model.apply(event("job.progress", "train", {"progress": 1, "message": "a\nb\tc"}))
-    assert line == "12:00:00 train 1% a b c"
+    assert line == "12:00:00 train progress 1% a b c"
 
 
 # -- the watch view ------------------------------------------------------------------
@@ -485,31 +311,3 @@ def test_watch_treats_names_as_text() -> None:
     model = WatchModel(make_status(make_job("[bold]x[/bold]", "running", message="[red]m")))
     text = "\n".join(render(watch_renderable(model, 30, 100, now=T0)))
     assert "[bold]x[/bold]" in text and "[red]m" in text
-
-
-def test_the_client_modules_import_neither_rich_nor_the_daemon() -> None:
-    heavy = ("rich", "fastapi", "pydantic", "networkx", "aiosqlite", "uvicorn", "ccd.engine")
-    code = (
-        "import sys, ccd.cli.render, ccd.cli.graph\n"
-        f"print([m for m in sys.modules if m.split('.')[0] in {heavy!r} or m in {heavy!r}])"
-    )
-    root = Path(__file__).resolve().parents[2]
-    done = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=root
-    )
-    assert done.stdout.strip() == "[]"
-
-
-def test_status_text_from_rows_equals_from_job_objects() -> None:
-    jobs = [
-        make_job("fetch", "succeeded", attempt=1, exit_code=0, started=T0 - 50, ended=T0 - 40),
-        make_job("train", "running", attempt=2, progress=42.7, message="epoch 3", started=T0),
-    ]
-    status = make_status(*jobs)
-    # the daemon's `rows` shape, with the columns in another order than the table's
-    fields = ["state", "name", "progress", "attempt", "exit_code", "host", "started",
-              "ended", "message", "reason"]  # fmt: skip
-    as_rows = {**status, "job_fields": fields, "jobs": [[j[f] for f in fields] for j in jobs]}
-    expected = status_text(status, width=None, colour=False, now=T0)
-    assert status_text(as_rows, width=None, colour=False, now=T0) == expected
-    assert "epoch 3" in expected and "42%" in expected
