@@ -1,62 +1,24 @@
 """`poll`: ticks on the grid ``start + n * interval``, missed ticks skipped.
 
-The tests run on an event loop with a virtual clock: `loop.time()` is a number
-that moves only when the loop would otherwise block, by exactly the time it would
-have waited.  "Work" is an ``asyncio.sleep`` of a known part of the interval, so
-every tick's time is exact (intervals and work are binary fractions) and can be
-compared with its deadline using ``==``: nothing depends on the machine's speed
-or load, and the tests take milliseconds.
+The tests run on an event loop with a virtual clock (`tests.unit.virtual_clock`):
+`loop.time()` moves only when the loop would otherwise block, by exactly the
+time it would have waited.  "Work" is an ``asyncio.sleep`` of a known part of
+the interval, so every tick's time is exact (intervals and work are binary
+fractions) and is compared with its deadline using ``==``: nothing depends on
+the machine's speed or load, and the tests take milliseconds.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import selectors
 from collections.abc import Awaitable, Callable, Coroutine
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 
 from ccd.executors.poll import poll
-
-T = TypeVar("T")
-
-START = 100.0  # any loop time: the grid starts where `poll` was first asked
-
-
-class _NeverBlocks(selectors.DefaultSelector):
-    """Looks at the sockets without waiting; the time it would have waited passes."""
-
-    def __init__(self, loop: VirtualClockLoop) -> None:
-        super().__init__()
-        self._loop = loop
-
-    def select(self, timeout: float | None = None) -> list[tuple[selectors.SelectorKey, int]]:
-        ready = super().select(0)
-        if not ready:
-            if timeout is None:
-                raise RuntimeError("deadlock: the loop has nothing to wait for")
-            self._loop.now += timeout
-        return ready
-
-
-class VirtualClockLoop(asyncio.SelectorEventLoop):
-    def __init__(self) -> None:
-        self.now = START
-        super().__init__(_NeverBlocks(self))
-
-    def time(self) -> float:
-        return self.now
-
-
-def run(main: Callable[[], Coroutine[Any, Any, T]]) -> T:
-    loop = VirtualClockLoop()
-    try:
-        return loop.run_until_complete(main())
-    finally:
-        loop.run_until_complete(loop.shutdown_asyncgens())
-        loop.close()
+from tests.unit.virtual_clock import START, run
 
 
 async def tick_times(
