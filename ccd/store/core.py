@@ -14,8 +14,8 @@ from typing import Any, TypeVar
 import aiosqlite
 
 from ccd.events import Event
-from ccd.fold import BadEvent, Fold, JobRow, WorkflowRow, dumps, dumps_data
-from ccd.store import gc, reads, schema
+from ccd.fold import BadEvent, Fold, dumps_data
+from ccd.store import gc, reads, rows, schema
 
 log = logging.getLogger(__name__)
 
@@ -38,34 +38,6 @@ class _Op:
 
 _Queued = _Item | _Op | None
 
-# CROSS JOIN makes json_each the outer loop, so each key is one primary-key lookup.
-_LOAD_WORKFLOWS = """
-    SELECT w.id, w.name, w.state, w.source, w.created, w.updated, w.ended
-      FROM json_each(?) AS k CROSS JOIN workflows AS w ON w.id = k.value
-"""
-_JOB_COLUMNS = (
-    "workflow_id, name, position, state, attempt, progress, message, exit_code, reason,"
-    " host, executor, needs, handle, outputs, started, ended, updated"
-)
-_LOAD_JOBS = f"""
-    SELECT {", ".join("j." + c.strip() for c in _JOB_COLUMNS.split(","))}
-      FROM json_each(?) AS k CROSS JOIN jobs AS j
-        ON j.workflow_id = json_extract(k.value, '$[0]') AND j.name = json_extract(k.value, '$[1]')
-"""
-_INSERT_WORKFLOW = (
-    "INSERT INTO workflows (id, name, state, spec, source, created, updated, ended)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
-)
-_INSERT_JOB = f"INSERT INTO jobs ({_JOB_COLUMNS}) VALUES ({', '.join('?' * 17)})"
-_INSERT_EVENT = (
-    "INSERT INTO events (seq, workflow_id, job, time, kind, data) VALUES (?, ?, ?, ?, ?, ?)"
-)
-_UPDATE_WORKFLOW = "UPDATE workflows SET state = ?, updated = ?, ended = ? WHERE id = ?"
-_UPDATE_JOB = """
-    UPDATE jobs SET state = ?, attempt = ?, progress = ?, message = ?, exit_code = ?,
-                    reason = ?, handle = ?, outputs = ?, started = ?, ended = ?, updated = ?
-     WHERE workflow_id = ? AND name = ?
-"""
 # max() of both: sqlite_sequence remembers seqs of deleted events, max(seq)
 # covers a database whose sqlite_sequence row was lost (e.g. a .dump/.read).
 _LAST_SEQ = """
@@ -273,11 +245,11 @@ class Store:
         results: list[_Result] = []
         try:
             await self._write_db.execute("BEGIN IMMEDIATE")
-            fold = await self._load(batch)
-            rows, results = self._fold(fold, batch)
-            await self._persist(fold, rows)
+            fold = await rows.load(self._write_db, [event for event, _ in batch])
+            events, results = self._fold(fold, batch)
+            await rows.persist(self._write_db, fold, events)
             await self._write_db.execute("COMMIT")
-            self._last_seq += len(rows)
+            self._last_seq += len(events)
         except asyncio.CancelledError:
             # Only close() cancels the writer; closing the connection rolls back.
             self._resolve(batch, results, RuntimeError("the store was closed mid-commit"))
@@ -292,21 +264,6 @@ class Store:
         finally:
             self._processed += len(batch)
             self._notify()
-
-    async def _load(self, batch: list[_Item]) -> Fold:
-        """The current rows of every workflow and job the batch names."""
-        wids = list({event.workflow_id for event, _ in batch})
-        keys = list({(e.workflow_id, e.job) for e, _ in batch if e.job is not None})
-        db = self._write_db
-        workflows = {
-            row[0]: WorkflowRow(*row)
-            for row in await db.execute_fetchall(_LOAD_WORKFLOWS, (dumps(wids),))
-        }
-        jobs: dict[tuple[str, str], JobRow] = {}
-        if keys:
-            for row in await db.execute_fetchall(_LOAD_JOBS, (dumps(keys),)):
-                jobs[(row[0], row[1])] = JobRow(*row)
-        return Fold(workflows, jobs)
 
     def _fold(self, fold: Fold, batch: list[_Item]) -> tuple[list[tuple[Any, ...]], list[_Result]]:
         """Apply the batch in order; returns the event rows to insert and each event's outcome."""
@@ -324,24 +281,6 @@ class Store:
             rows.append((seq, event.workflow_id, event.job, float(event.time), kind, data))
             results.append(seq)
         return rows, results
-
-    async def _persist(self, fold: Fold, events: list[tuple[Any, ...]]) -> None:
-        db = self._write_db
-        workflows = list(fold.workflows.values())
-        jobs = list(fold.jobs.values())
-        # Parents first: foreign keys are checked per statement.
-        if new_workflows := [_workflow_insert(w) for w in workflows if w.new]:
-            await db.executemany(_INSERT_WORKFLOW, new_workflows)
-        if new_jobs := [_job_insert(j) for j in jobs if j.new]:
-            await db.executemany(_INSERT_JOB, new_jobs)
-        if events:
-            await db.executemany(_INSERT_EVENT, events)
-        if changed_jobs := [_job_update(j) for j in jobs if j.dirty and not j.new]:
-            await db.executemany(_UPDATE_JOB, changed_jobs)
-        if changed := [
-            (w.state, w.updated, w.ended, w.id) for w in workflows if w.dirty and not w.new
-        ]:
-            await db.executemany(_UPDATE_WORKFLOW, changed)
 
     async def _rollback(self) -> None:
         try:
@@ -404,16 +343,11 @@ class Store:
     async def get_job(self, workflow_id: str, name: str) -> dict[str, Any] | None:
         return await reads.get_job(self._read_db, workflow_id, name)
 
-    async def events_since(
-        self, workflow_id: str | None, after_seq: int, limit: int = 1000
-    ) -> list[dict[str, Any]]:
-        """Events with seq > `after_seq` (of one workflow, or all), oldest first."""
-        return await reads.events_since(self._read_db, workflow_id, after_seq, limit)
-
     async def events_json(
         self, workflow_id: str | None, after_seq: int, limit: int = 1000
     ) -> list[tuple[int, str]]:
-        """Like `events_since`, as (seq, JSON text) pairs ready to send: no decode/encode."""
+        """Events with seq > `after_seq` (of one workflow, or all), oldest first, as (seq,
+        JSON text) pairs ready to send: no decode/encode."""
         return await reads.events_json(self._read_db, workflow_id, after_seq, limit)
 
     async def unfinished_workflows(self) -> list[dict[str, Any]]:
@@ -449,22 +383,3 @@ def _rejected(event: Event, error: Exception) -> BadEvent:
         rejected.__cause__ = error
     log.error("event not recorded: %s", rejected)
     return rejected
-
-
-def _workflow_insert(w: WorkflowRow) -> tuple[Any, ...]:
-    return (w.id, w.name, w.state, w.spec, w.source, w.created, w.updated, w.ended)
-
-
-def _job_insert(j: JobRow) -> tuple[Any, ...]:
-    return (
-        j.workflow_id, j.name, j.position, j.state, j.attempt, j.progress, j.message,
-        j.exit_code, j.reason, j.host, j.executor, j.needs, j.handle, j.outputs,
-        j.started, j.ended, j.updated,
-    )  # fmt: skip
-
-
-def _job_update(j: JobRow) -> tuple[Any, ...]:
-    return (
-        j.state, j.attempt, j.progress, j.message, j.exit_code, j.reason, j.handle,
-        j.outputs, j.started, j.ended, j.updated, j.workflow_id, j.name,
-    )  # fmt: skip

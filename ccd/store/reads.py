@@ -31,9 +31,6 @@ _JOB_FIELDS = (
 )  # fmt: skip
 _JOB_SELECT = f"SELECT {', '.join(_JOB_FIELDS)} FROM jobs"
 
-_EVENT_FIELDS = ("seq", "workflow_id", "job", "time", "kind", "data")
-_EVENT_SELECT = f"SELECT {', '.join(_EVENT_FIELDS)} FROM events"
-
 
 def _workflow(row: Sequence[Any]) -> dict[str, Any]:
     out = dict(zip(_WORKFLOW_FIELDS, row, strict=True))
@@ -46,12 +43,6 @@ def _job(row: Sequence[Any]) -> dict[str, Any]:
     out["needs"] = json.loads(out["needs"])
     out["handle"] = None if out["handle"] is None else json.loads(out["handle"])
     out["outputs"] = json.loads(out["outputs"])
-    return out
-
-
-def _event(row: Sequence[Any]) -> dict[str, Any]:
-    out = dict(zip(_EVENT_FIELDS, row, strict=True))
-    out["data"] = json.loads(out["data"])
     return out
 
 
@@ -130,18 +121,6 @@ async def get_jobs_json(
 async def get_job(db: aiosqlite.Connection, workflow_id: str, name: str) -> dict[str, Any] | None:
     rows = await _rows(db, f"{_JOB_SELECT} WHERE workflow_id = ? AND name = ?", (workflow_id, name))
     return _job(rows[0]) if rows else None
-
-
-async def events_since(
-    db: aiosqlite.Connection, workflow_id: str | None, after_seq: int, limit: int
-) -> list[dict[str, Any]]:
-    params: tuple[Any, ...]
-    if workflow_id is None:
-        sql, params = f"{_EVENT_SELECT} WHERE seq > ? ORDER BY seq LIMIT ?", (after_seq, limit)
-    else:
-        sql = f"{_EVENT_SELECT} WHERE workflow_id = ? AND seq > ? ORDER BY seq LIMIT ?"
-        params = (workflow_id, after_seq, limit)
-    return [_event(r) for r in await _rows(db, sql, params)]
 
 
 #: one event as a JSON text, built by SQLite (in its thread, off the event loop)

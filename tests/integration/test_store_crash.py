@@ -23,7 +23,7 @@ from pathlib import Path
 
 from ccd.events import Event
 from ccd.fold import Fold
-from ccd.store.core import _JOB_COLUMNS
+from ccd.store.rows import JOB_COLUMNS
 from tests.conftest import ROOT
 from tests.unit.test_store import assert_is_fold_of_events
 
@@ -129,13 +129,13 @@ def assert_rows_are_store_fold(path: Path) -> None:
     try:
         for _seq, wid, job, at, kind, data in db.execute("SELECT * FROM events ORDER BY seq"):
             fold.apply(Event(wid, job, kind, json.loads(data), time=at))
-        jobs = {(row[0], row[1]): row for row in db.execute(f"SELECT {_JOB_COLUMNS} FROM jobs")}
+        jobs = {(row[0], row[1]): row for row in db.execute(f"SELECT {JOB_COLUMNS} FROM jobs")}
         workflows = {
             row[0]: row[1:] for row in db.execute("SELECT id, state, updated, ended FROM workflows")
         }
     finally:
         db.close()
-    columns = [c.strip() for c in _JOB_COLUMNS.split(",")]
+    columns = [c.strip() for c in JOB_COLUMNS.split(",")]
     folded_jobs = {key: tuple(getattr(row, c) for c in columns) for key, row in fold.jobs.items()}
     assert jobs == folded_jobs
     assert workflows == {w.id: (w.state, w.updated, w.ended) for w in fold.workflows.values()}

@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 
 import ccd
 from ccd.events import Event, EventKind
-from ccd.store import BadEvent, Store, schema
+from ccd.store import BadEvent, Store, rows, schema
 from ccd.store.reads import JOB_FIELDS
 
 K = EventKind
@@ -118,6 +118,13 @@ def fold_job_event(row: dict[str, Any], at: float, kind: str, data: dict[str, An
         if state in waiting and before not in waiting:  # a new attempt: the last one's are stale
             row["progress"] = row["message"] = row["started"] = None
         row["ended"] = at if state in FINAL_JOB else None
+
+
+async def events_of(
+    store: Store, workflow_id: str | None, after_seq: int, limit: int = 1000
+) -> list[dict[str, Any]]:
+    """The events the API would send after `after_seq`, decoded."""
+    return [json.loads(text) for _, text in await store.events_json(workflow_id, after_seq, limit)]
 
 
 def read_db(
@@ -311,7 +318,7 @@ async def test_seqs_are_strictly_increasing_and_gap_free(store: Store, db_path: 
     seqs += [await f for f in futures]
     assert seqs == list(range(2, 57))
     assert store.last_seq == 56
-    events = await store.events_since(None, 0, limit=10_000)
+    events = await events_of(store, None, 0, limit=10_000)
     assert [e["seq"] for e in events] == list(range(1, 57))
 
 
@@ -330,7 +337,7 @@ async def test_burst_of_20000_events_is_committed_after_flush(store: Store) -> N
     job = await store.get_job("w1", "j99")
     assert job is not None
     assert (job["progress"], job["updated"]) == (19_999 % 101, 10.0 + 19_999)
-    events = await store.events_since("w1", base + 19_990)
+    events = await events_of(store, "w1", base + 19_990)
     assert [e["seq"] for e in events] == list(range(base + 19_991, base + 20_001))
 
 
@@ -342,7 +349,7 @@ async def test_a_failed_commit_fails_its_batch_and_the_writer_lives_on(
     async def disk_full(*_: Any) -> None:
         raise OSError("disk full")
 
-    monkeypatch.setattr(store, "_persist", disk_full)
+    monkeypatch.setattr(rows, "persist", disk_full)
     with pytest.raises(OSError, match="disk full"):
         await store.record(job_event("w1", "a", K.JOB_STATE, 2.0, state="queued"))
     monkeypatch.undo()
@@ -427,15 +434,15 @@ async def test_list_workflows_newest_first_with_counts(store: Store) -> None:
     }
 
 
-async def test_events_since_filters_by_workflow(store: Store) -> None:
+async def test_events_json_filters_by_workflow(store: Store) -> None:
     await store.record(submitted("w1", make_spec()))
     await store.record(submitted("w2", make_spec()))
     await store.record(job_event("w1", "a", K.JOB_OUTPUT, 5.0, key="k", value=[1, 2]))
     await store.record(job_event("w2", "a", K.JOB_WARNING, 6.0, message="hm"))
 
-    assert [e["seq"] for e in await store.events_since("w1", 0)] == [1, 3]
-    assert [e["seq"] for e in await store.events_since(None, 1, limit=2)] == [2, 3]
-    (last,) = await store.events_since("w2", 2)
+    assert [e["seq"] for e in await events_of(store, "w1", 0)] == [1, 3]
+    assert [e["seq"] for e in await events_of(store, None, 1, limit=2)] == [2, 3]
+    (last,) = await events_of(store, "w2", 2)
     assert last == {
         "seq": 4, "workflow_id": "w2", "job": "a", "time": 6.0,
         "kind": "job.warning", "data": {"message": "hm"},
@@ -451,7 +458,7 @@ async def test_a_long_read_transaction_does_not_block_writes(store: Store, db_pa
         async with asyncio.timeout(10):
             for i in range(20):
                 await store.record(job_event("w1", "a", K.JOB_PROGRESS, 2.0, progress=i))
-            assert len(await store.events_since("w1", 0)) == before + 20
+            assert len(await events_of(store, "w1", 0)) == before + 20
         # the open transaction still sees its snapshot
         assert reader.execute("SELECT count(*) FROM events").fetchone() == (before,)
         reader.execute("COMMIT")
