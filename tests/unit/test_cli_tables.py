@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from ccd.cli.format import STATE_COLOURS, format_duration, summary_line
+from ccd.cli.format import STATE_COLOURS, event_text, format_duration, summary_line
 from ccd.cli.tables import status_text, workflows_table
 from ccd.states import JobState
 from tests.unit.cli_data import T0, make_job, make_status, render
@@ -158,3 +158,28 @@ def test_status_text_from_rows_equals_from_job_objects() -> None:
     expected = status_text(status, width=None, colour=False, now=T0)
     assert status_text(as_rows, width=None, colour=False, now=T0) == expected
     assert "epoch 3" in expected and "42%" in expected
+
+
+EVENT_TEXTS = [
+    ({"kind": "job.state", "job": "a", "data": {"state": "queued", "attempt": 0}}, "a queued"),
+    (
+        {"kind": "job.state", "job": "a", "data": {"state": "failed", "attempt": 2,
+                                                    "exit_code": 3, "reason": "out\nof memory"}},
+        "a failed (attempt 2) exit=3: out of memory",
+    ),
+    ({"kind": "workflow.state", "job": None, "data": {"state": "succeeded"}}, "workflow succeeded"),
+    ({"kind": "job.progress", "job": "b", "data": {"progress": 42.5, "message": "e 3"}},
+     "b progress 42.5% e 3"),
+    ({"kind": "job.progress", "job": "b", "data": {"progress": None, "message": "m"}},
+     "b progress m"),
+    ({"kind": "job.output", "job": "b", "data": {"key": "acc", "value": "0.9"}}, "b output acc=0.9"),
+    ({"kind": "job.warning", "job": None, "data": {"message": "slow"}}, "workflow warning: slow"),
+    ({"kind": "job.launched", "job": "c", "data": {"attempt": 1}}, "c launched attempt 1"),
+    ({"kind": "workflow.submitted", "job": None, "data": {"name": "w"}}, "workflow submitted w"),
+    ({"kind": "job.new_kind", "job": "c", "data": {}}, "c job.new_kind"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("ev", "text"), EVENT_TEXTS)
+def test_event_text_is_one_line_saying_what_happened(ev: dict[str, object], text: str) -> None:
+    assert event_text(ev) == text
