@@ -362,25 +362,24 @@ def _live(model: WatchModel, stream: Any) -> None:
         )
 
     with Live(view(), console=console, auto_refresh=False, transient=False) as live:
-        while True:
-            try:
-                item = events.get(timeout=1 / FPS)
-            except queue.Empty:
-                live.update(view(), refresh=True)
-                continue
-            if item is _END:
-                live.update(view(), refresh=True)
-                return
-            if isinstance(item, Exception):
-                raise item
-            model.apply(item)
-            while True:  # take everything queued before redrawing
-                try:
-                    nxt = events.get_nowait()
-                except queue.Empty:
-                    break
-                if nxt is _END or isinstance(nxt, Exception):
-                    events.put(nxt)
-                    break
-                model.apply(nxt)
+        going = True
+        while going:  # redrawn at least FPS times a second: elapsed times tick
+            going = _apply_queued(model, events, 1 / FPS)
             live.update(view(), refresh=True)
+
+
+def _apply_queued(model: WatchModel, events: queue.Queue[Any], timeout: float) -> bool:
+    """Apply the events that arrive within `timeout`, and all queued behind the first
+    (one redraw for a burst); False once the stream has ended."""
+    wait: float | None = timeout
+    while True:
+        try:
+            item = events.get(timeout=wait) if wait is not None else events.get_nowait()
+        except queue.Empty:
+            return True
+        if item is _END:
+            return False
+        if isinstance(item, Exception):
+            raise item
+        model.apply(item)
+        wait = None
