@@ -221,18 +221,31 @@ class NetnsLab:
                 errors.append(exc)
         for name in self.created:
             try:
-                # again until empty: a process may fork between the listing and its kill
-                deadline = time.monotonic() + DEADLINE
-                while pids := _ip("netns", "pids", name, check=False).stdout.split():
-                    if time.monotonic() > deadline:
-                        raise TimeoutError(f"processes stay in {name}: {pids}")
-                    wait_gone(kill_pids(int(pid) for pid in pids))
+                self._empty(name)
             except Exception as exc:
                 errors.append(exc)
         for proc in self.procs:
             with contextlib.suppress(Exception):
                 proc.kill()
                 proc.wait(timeout=DEADLINE)
+        errors += self._delete_namespaces()
+        if self.base is not None:
+            shutil.rmtree(self.base, ignore_errors=True)
+        if errors:
+            raise errors[0]
+
+    @staticmethod
+    def _empty(name: str) -> None:
+        """Kill every process in namespace `name`, again until it is empty (a process
+        may fork between the listing and its kill)."""
+        deadline = time.monotonic() + DEADLINE
+        while pids := _ip("netns", "pids", name, check=False).stdout.split():
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"processes stay in {name}: {pids}")
+            wait_gone(kill_pids(int(pid) for pid in pids))
+
+    def _delete_namespaces(self) -> list[BaseException]:
+        errors: list[BaseException] = []
         with _guard_lock():
             for name in reversed(self.created):
                 result = _ip("netns", "del", name, check=False)
@@ -245,10 +258,7 @@ class NetnsLab:
                 _ip("route", "del", "unreachable", LAB_NET, check=False)
                 Path(GUARD_MARK).unlink(missing_ok=True)
             self.guard_added = False
-        if self.base is not None:
-            shutil.rmtree(self.base, ignore_errors=True)
-        if errors:
-            raise errors[0]
+        return errors
 
     # -- use -----------------------------------------------------------------------------
     def run_in(self, ns: str, argv: Sequence[str], **popen_kwargs: Any) -> subprocess.Popen[Any]:

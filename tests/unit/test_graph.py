@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from ccd.cli.graph import render_svg, to_dot
 from ccd.cli.format import STATE_COLOURS
+from ccd.cli.graph import render_svg, to_dot
 from ccd.errors import CcdError
 
 NODE = re.compile(r'^  "((?:[^"\\]|\\.)*)" \[(.*)\];$')
