@@ -67,13 +67,19 @@ class WorkflowRun:
             config=config,
         )
         self._closing = False
+        #: whether `_count_parents` ran (a cancel can come before `run` does)
+        self._counted = False
 
     # -- lifecycle ------------------------------------------------------------------
     async def run(self) -> None:
         """Run every non-final job; record the workflow's final state."""
-        self._count_parents()
-        for jr in [jr for jr in self.jobs.values() if not jr.done and jr.blocking == 0]:
-            self._start_job(jr)
+        if not self._counted:
+            self._count_parents()
+        # a job cancelled before this may have started its children already
+        ready = [jr for jr in self.jobs.values() if not jr.done and jr.blocking == 0]
+        for jr in ready:
+            if jr.task is None:
+                self._start_job(jr)
         try:
             if self._unfinished:
                 await self._all_final.wait()
@@ -91,6 +97,7 @@ class WorkflowRun:
 
     def _count_parents(self) -> None:
         """Mark the final jobs done; link every other job to its unfinished parents."""
+        self._counted = True
         for jr in self.jobs.values():
             jr.done = jr.state in FINAL_JOB_STATES
         for jr in self.jobs.values():
@@ -103,6 +110,10 @@ class WorkflowRun:
                     self._children.setdefault(parent, []).append(jr)
 
     def cancel(self, job: str | None = None) -> None:
+        if not self._counted:
+            # submitted in this same round of the loop: `run` has not begun, and
+            # settling a job counts on its children's and the run's counters
+            self._count_parents()
         if job is None:
             self.cancelled = True
             targets = [jr for jr in self.jobs.values() if not jr.done]
