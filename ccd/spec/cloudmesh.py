@@ -43,7 +43,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
-from ccd.spec.loader import PathKey, Pos, PositionLookup
+from ccd.spec.hints import show
+from ccd.spec.positions import PathKey, Pos, PositionLookup, Report, path_part
 
 TOP_KEYS: Final = ("workflow", "cloudmesh", "name", "colors")
 WORKFLOW_KEYS: Final = ("nodes", "dependencies", "name", "layout", "colors")
@@ -90,9 +91,6 @@ IGNORED_KEYS: Final = frozenset(
 _KINDS: Final = {"local": "local", "localhost": "local", "ssh": "ssh", "slurm": "slurm"}
 _LOCAL_HOSTS: Final = frozenset({"local", "localhost"})
 _SCRIPT_FILE = re.compile(r"\S+\.(?:sh|py|ipynb)")
-
-#: a problem located in the original document: path, code, message, at the key?
-Report = tuple[PathKey, str, str, bool]
 
 
 @dataclass(slots=True)
@@ -194,7 +192,6 @@ class _Converter:
         for key in mapping:
             if key in allowed or key in ignored:
                 continue
-            shown = repr(key) if isinstance(key, str) else str(key)
             close = (
                 difflib.get_close_matches(key, [*allowed, *ignored], n=1, cutoff=0.6)
                 if isinstance(key, str)
@@ -202,9 +199,9 @@ class _Converter:
             )
             hint = f" (did you mean {close[0]!r}?)" if close else ""
             self.report(
-                (*path, _part(key)),
+                (*path, path_part(key)),
                 "unknown-key",
-                f"unknown key {shown} {where}{hint}",
+                f"unknown key {show(key)} {where}{hint}",
                 at_key=True,
             )
 
@@ -227,14 +224,14 @@ class _Converter:
         self.map(("jobs",), nodes_path)
         jobs: dict[Any, dict[str, Any]] = {}
         for key, node in nodes.items():
-            old = (*nodes_path, _part(key))
-            self.map(("jobs", _part(key)), old)
+            old = (*nodes_path, path_part(key))
+            self.map(("jobs", path_part(key)), old)
             jobs[key] = self._node(key, node, old)
         return jobs
 
     def _node(self, key: object, node: object, old: PathKey) -> dict[str, Any]:
         name = str(key)
-        new: PathKey = ("jobs", _part(key))
+        new: PathKey = ("jobs", path_part(key))
         if not isinstance(node, dict):
             self.report(
                 old,
@@ -343,7 +340,7 @@ class _Converter:
                 self._chain(chain, (*path, index), jobs)
         elif isinstance(deps, dict):
             for key, edge in deps.items():
-                self._edge(edge, (*path, _part(key)), jobs)
+                self._edge(edge, (*path, path_part(key)), jobs)
         else:
             self.report(
                 path,
@@ -403,9 +400,3 @@ class _Converter:
         needs = jobs[child].setdefault("needs", [])
         self.map(("jobs", child, "needs", len(needs)), where)
         needs.append(parent)
-
-
-def _part(key: object) -> str | int:
-    if isinstance(key, str) or (isinstance(key, int) and not isinstance(key, bool)):
-        return key
-    return str(key)

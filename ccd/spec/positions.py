@@ -17,6 +17,10 @@ Pos = tuple[int, int]
 
 NO_POS: Final[Pos] = (0, 0)
 
+#: a problem found before positions are looked up: path, code, message, and
+#: whether it is reported at the key (else at the value)
+Report = tuple[PathKey, str, str, bool]
+
 
 class PositionLookup(Protocol):
     """Anything that answers where a path was written (see `Positions`)."""
