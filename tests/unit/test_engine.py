@@ -394,32 +394,42 @@ async def test_outputs_reach_the_childs_command_and_environment(bed: Bed) -> Non
 async def test_outputs_of_any_ancestor_but_no_other_job(bed: Bed) -> None:
     bed.executor.set("a", exits(0, "::ccd output v=1"))
     bed.executor.set("side", exits(0, "::ccd output v=2"))
-    bed.executor.set("d", exits(0, "::ccd output v=4"))
     wf = await bed.submit("""
         jobs:
           a: {run: x}
           side: {run: x}
           b: {needs: [a], run: x}
           c: {needs: [b, side], run: 'echo ${{ jobs.a.outputs.v }}'}
-          d: {needs: [c], run: x}
+          d: {needs: [c], run: 'echo ${{ jobs.side.outputs.v }}'}
           e: {needs: [a, side], run: 'echo ${{ jobs.d.outputs.v }}'}
           f: {needs: [a], run: 'echo ${{ jobs.a.outputs.nothing }}'}
     """)
     await bed.final(wf)
     jobs = await bed.jobs(wf)
-    assert jobs["c"]["state"] == "succeeded"
-    assert next(r for r in bed.executor.requests if r.job.name == "c").env["CCD_OUTPUT_A_V"] == "1"
+    assert jobs["c"]["state"] == jobs["d"]["state"] == "succeeded"
+    requests = {r.job.name: r for r in bed.executor.requests}
+    assert (requests["c"].command, requests["c"].env["CCD_OUTPUT_A_V"]) == (
+        "echo ${CCD_OUTPUT_A_V}",
+        "1",
+    )
+    assert requests["d"].env["CCD_OUTPUT_SIDE_V"] == "2"  # side is d's grandparent
     assert jobs["e"]["state"] == "failed"
     assert "which is not an ancestor of 'e'" in jobs["e"]["reason"]
     assert jobs["f"]["state"] == "failed"
     assert "job 'a' set no output 'nothing'" in jobs["f"]["reason"]
-    assert not launches(bed, "e") and not launches(bed, "f")
+    assert "e" not in requests and "f" not in requests
 
 
 async def test_markers_become_progress_and_warnings(bed: Bed) -> None:
     bed.executor.set(
         "m",
-        exits(0, '::ccd progress=10 msg="epoch 1/10"', "::ccd progress=abc", "plain line"),
+        exits(
+            0,
+            '::ccd progress=10 msg="epoch 1/10"',
+            "# cloudmesh status=running progress=55 pid=42",
+            "::ccd progress=abc",
+            "plain line",
+        ),
     )
     bed.executor.set("r", exits(0, *(f"Epoch {i}/4" for i in (1, 2, 3))))
     wf = await bed.submit("""
@@ -429,7 +439,13 @@ async def test_markers_become_progress_and_warnings(bed: Bed) -> None:
     """)
     await bed.final(wf)
     jobs = await bed.jobs(wf)
-    assert (jobs["m"]["progress"], jobs["m"]["message"]) == (10, "epoch 1/10")
+    assert jobs["m"]["progress"] == 55
+    progress = [
+        (e["data"]["progress"], e["data"].get("message"))
+        for e in await bed.events(wf, "job.progress")
+        if e["job"] == "m"
+    ]
+    assert progress[0] == (10, "epoch 1/10") and progress[-1][0] == 55
     assert jobs["r"]["progress"] == 3
     [warning] = await bed.events(wf, "job.warning")
     assert warning["job"] == "m" and "abc" in warning["data"]["message"]
