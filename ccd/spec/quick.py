@@ -101,8 +101,9 @@ def _document(get_event: Callable[[], Any]) -> object:
 def _nodes(get_event: Callable[[], Any]) -> object:
     """The root node, from the events up to and including its own end."""
     # One loop with local variables: this runs for every key and value of
-    # 100,000-job workflows, where each call would be felt. Only what is rare
-    # per event (a plain word not seen before, a quoted or tagged scalar) calls out.
+    # 100,000-job workflows, where each call would be felt. A scalar calls out
+    # only when its value must be worked out (a plain word not in the cache;
+    # quoted, tagged or anchored text), which costs a call in any case.
     scalar_event = yaml.ScalarEvent
     map_start, seq_start = yaml.MappingStartEvent, yaml.SequenceStartEvent
     map_end, seq_end = yaml.MappingEndEvent, yaml.SequenceEndEvent
