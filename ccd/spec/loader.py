@@ -45,22 +45,10 @@ from typing import Final
 
 from ccd.errors import Problem, SpecError
 from ccd.spec.composer import compose
-from ccd.spec.positions import Document, PathKey, Pos, PositionLookup, Positions, line_col
+from ccd.spec.positions import Document, line_col
 from ccd.spec.quick import GiveUp, LazyPositions, quick_compose
-from ccd.spec.yaml_rules import MAX_DEPTH
 
-__all__ = [
-    "MAX_BYTES",
-    "MAX_DEPTH",
-    "Document",
-    "PathKey",
-    "Pos",
-    "PositionLookup",
-    "Positions",
-    "line_col",
-    "load_yaml",
-    "too_large",
-]
+__all__ = ["MAX_BYTES", "Document", "load_yaml", "too_large"]
 
 #: files larger than this are refused before parsing
 MAX_BYTES: Final = 32 * 1024 * 1024
