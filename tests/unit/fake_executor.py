@@ -129,9 +129,6 @@ class FakeAttempt:
         self._grew = asyncio.Event()
 
     # -- the Attempt protocol -----------------------------------------------------------
-    async def wait(self) -> ExitStatus:
-        return await asyncio.shield(self.exited)
-
     async def log_chunks(self) -> AsyncIterator[bytes]:
         # every reader starts at the beginning, as a real one rereads the log file
         read = 0
