@@ -216,7 +216,9 @@ def test_submit_watch_prints_a_line_per_change_and_a_summary(
     match = re.fullmatch(r"submitted gated as (\S+) \(2 jobs\)", first)
     assert match, first
     workflow_id = match.group(1)
-    watcher.out.wait_for(lambda line: re.fullmatch(r"\d\d:\d\d:\d\d tick \d+%", line) is not None)
+    watcher.out.wait_for(
+        lambda line: re.fullmatch(r"\d\d:\d\d:\d\d tick progress \d+%", line) is not None
+    )
     gate.touch()
     result = watcher.finish()
 
