@@ -14,11 +14,14 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from ccd.cli.client import Client, path_of
+
+if TYPE_CHECKING:
+    from tests.netns import NetnsLab
 
 #: real sshd hosts and network-namespace labs, for the SSH tests
 pytest_plugins = ["tests.sshd", "tests.netns", "tests.slurm", "tests.slurmdbd"]
@@ -175,5 +178,33 @@ def daemon_factory(ccd_env: dict[str, str], tmp_path: Path) -> Iterator[Any]:
 @pytest.fixture
 def daemon(daemon_factory: Any) -> DaemonProc:
     d: DaemonProc = daemon_factory()
+    d.start()
+    return d
+
+
+def daemon_in_lab(daemon_factory: Any, lab: NetnsLab, directory: Path) -> DaemonProc:
+    """A daemon in the lab's `ctl` namespace that knows host 1 of the lab as `far`
+    (its sshd started here): keepalives notice a cut link in ~3.5 s, and the host's
+    jobs are polled every 0.2 s."""
+    host = lab.start_sshd(1)
+    ssh_config = directory / "ssh_config"
+    ssh_config.write_text("")
+    d: DaemonProc = daemon_factory(
+        f"""
+ssh_config: {ssh_config}
+hosts:
+  far:
+    hostname: {host.address}
+    port: {host.port}
+    user: {host.user}
+    identity_file: {host.identity_file}
+    known_hosts: {host.known_hosts}
+    keepalive_interval: 1
+    keepalive_count_max: 3
+    connect_timeout: 3
+    poll_interval: 0.2
+"""
+    )
+    d.wrap = ["ip", "netns", "exec", lab.ctl]
     d.start()
     return d

@@ -34,4 +34,9 @@ python3 -m ruff format --check ccd tests bench
 echo "== mypy"
 python3 -m mypy
 echo "== pytest"
-python3 -m pytest "$@"
+# Four workers on two cores: the slow tests wait (Slurm's one-minute time limits, a
+# cut network link, keepalives), so the suite is bound by waiting, not by CPU; each
+# worker has its own Slurm cluster slot, sshd ports and namespaces (tests/slurm.py,
+# tests/sshd.py, tests/netns.py).  worksteal keeps the long tests from queueing on one
+# worker.  -p no:benchmark: a pytest-benchmark left installed refuses to run under xdist.
+python3 -m pytest -n 4 --dist worksteal -p no:benchmark "$@"

@@ -54,7 +54,7 @@ import pytest
 from tests.sshd import SUPERVISOR, ProcInfo, descendants, is_gone, kill_until_none, wait_gone
 
 BASE = Path("/run/ccd-slurm")
-SLOTS = 8
+SLOTS = 16
 #: slot N: slurmctld listens on FIRST_PORT + 2N, slurmd on the port after it
 FIRST_PORT = 16817
 #: how long to wait for something that normally takes a few seconds at most

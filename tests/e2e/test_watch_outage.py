@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import DaemonProc
+from tests.conftest import DaemonProc, daemon_in_lab
 from tests.e2e.conftest import DEADLINE, Ccctl, Screen, Tmux, rows_of, wait_screen
 from tests.netns import NetnsLab
 
@@ -60,27 +60,7 @@ def test_watch_keeps_progress_and_elapsed_across_an_outage(
     gate: Path,
 ) -> None:
     lab = netns_lab_factory(1)
-    host = lab.start_sshd(1)
-    ssh_config = work / "ssh_config"
-    ssh_config.write_text("")
-    d = daemon_factory(
-        textwrap.dedent(f"""
-        ssh_config: {ssh_config}
-        hosts:
-          far:
-            hostname: {host.address}
-            port: {host.port}
-            user: {host.user}
-            identity_file: {host.identity_file}
-            known_hosts: {host.known_hosts}
-            keepalive_interval: 1
-            keepalive_count_max: 3
-            connect_timeout: 3
-            poll_interval: 0.2
-    """)
-    )
-    d.wrap = ["ip", "netns", "exec", lab.ctl]
-    d.start()
+    d = daemon_in_lab(daemon_factory, lab, work)
     wf = d.submit(
         textwrap.dedent(f"""
         name: outage

@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from tests.conftest import DaemonProc
+from tests.conftest import DaemonProc, daemon_in_lab
 from tests.netns import NetnsLab
 
 #: how long the host stays cut off (the scenario, not a wait for state)
@@ -25,27 +25,7 @@ def test_cut_host_for_20s_loses_and_repeats_no_line(
     tmp_path: Path,
 ) -> None:
     lab = netns_lab_factory(1)
-    host = lab.start_sshd(1)
-    ssh_config = tmp_path / "ssh_config"
-    ssh_config.write_text("")
-    d = daemon_factory(
-        textwrap.dedent(f"""
-        ssh_config: {ssh_config}
-        hosts:
-          far:
-            hostname: {host.address}
-            port: {host.port}
-            user: {host.user}
-            identity_file: {host.identity_file}
-            known_hosts: {host.known_hosts}
-            keepalive_interval: 1
-            keepalive_count_max: 3
-            connect_timeout: 3
-            poll_interval: 0.2
-    """)
-    )
-    d.wrap = ["ip", "netns", "exec", lab.ctl]
-    d.start()
+    d = daemon_in_lab(daemon_factory, lab, tmp_path)
     wf = d.submit(
         textwrap.dedent(f"""
         name: outage
