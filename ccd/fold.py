@@ -14,7 +14,10 @@ running             ``started`` = now, unless the job comes back from ``unreacha
                     (the same attempt kept running while its host was out of reach)
 pending, queued     from any other state a new attempt is coming: the last attempt's
                     ``progress``, ``message`` and ``started`` are cleared
-final states        ``ended`` = now (any other state clears ``ended``)
+final states        ``ended`` = the event's ``ended`` (when the attempt ended by its
+                    executor's account: a new daemon learns of an exit long after it),
+                    kept within ``started`` .. now (another host's clock may differ);
+                    else now.  Any other state clears ``ended``
 every state         ``reason`` as given; ``exit_code`` as given, else kept by a
                     final state and cleared by the others; ``attempt`` as given, else
                     kept; ``handle`` as given (None: a new attempt forgets the last)
@@ -201,6 +204,7 @@ class Fold:
         attempt = _int(data["attempt"], "attempt") if "attempt" in data else row.attempt
         reason = _opt_str(data.get("reason"), "reason")
         final = state in FINAL_JOB_STATES
+        ended = _float(data["ended"], "ended") if final and "ended" in data else now
         if "exit_code" in data:
             exit_code = _opt_int(data["exit_code"], "exit_code")
         else:
@@ -213,7 +217,11 @@ class Fold:
         elif state == JobState.RUNNING and row.state != JobState.UNREACHABLE:
             row.started = now  # back from `unreachable`, the same attempt kept running
         row.state, row.attempt, row.reason, row.exit_code = state, attempt, reason, exit_code
-        row.ended = now if final else None
+        if final:
+            ended = min(ended, now)
+            row.ended = ended if row.started is None else max(ended, row.started)
+        else:
+            row.ended = None
         if "handle" in data:  # the launch names the attempt's handle; a new attempt clears it
             row.handle = None if data["handle"] is None else dumps(data["handle"])
         self._touch(row, now)

@@ -162,7 +162,9 @@ class Attempts:
         """Follow a launched attempt to its end, enforcing timeout and cancel."""
         attempt.on_state(lambda state, reason: self._observed(jr, state, reason))
         attempt.on_warning(lambda message: self._events.warn(jr, message))
-        follower = asyncio.create_task(follow_log(self._events, jr, attempt))
+        follower: asyncio.Task[str | None] = asyncio.create_task(
+            follow_log(self._events, jr, attempt)
+        )
         # plain futures, not tasks: nothing to schedule per job while it runs
         exited = attempt.exited
         killed = jr.kill_requested
@@ -175,12 +177,12 @@ class Attempts:
                 waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
             )
             if exited in done:
-                outcome = outcome_of(exited.result())
-            elif killed in done:
-                await attempt.kill(self._config.kill_grace)
+                # the verdict waits for the log's end: its last line says why it failed
+                return outcome_of(exited.result(), await follower)
+            await attempt.kill(self._config.kill_grace)
+            if killed in done:
                 outcome = Outcome(JobState.CANCELLED, reason=jr.cancel_reason)
             else:
-                await attempt.kill(self._config.kill_grace)
                 outcome = Outcome(
                     JobState.TIMED_OUT, reason=f"timed out after {jr.spec.timeout:g}s"
                 )
@@ -217,13 +219,15 @@ def _remaining(jr: JobRun) -> float | None:
 
 
 # -- the log ------------------------------------------------------------------------
-async def follow_log(events: JobEvents, jr: JobRun, attempt: Attempt) -> None:
-    """Read the attempt's log to its end, recording what its markers say."""
+async def follow_log(events: JobEvents, jr: JobRun, attempt: Attempt) -> str | None:
+    """Read the attempt's log to its end, recording what its markers say; returns
+    the log's last line that is not a marker (None: it has none)."""
     scanner = LogScanner(jr.spec.progress_regex)
     warnings = 0
     async for chunk in attempt.log_chunks():
         warnings = apply_markers(events, jr, scanner.feed(chunk), warnings)
     apply_markers(events, jr, scanner.close(), warnings)
+    return scanner.last_line()
 
 
 def apply_markers(events: JobEvents, jr: JobRun, markers: list[Any], warnings: int) -> int:

@@ -28,6 +28,9 @@ class Outcome:
     state: JobState
     reason: str | None = None
     exit_code: int | None = None
+    #: when the attempt ended by its executor's account (the exit file's time), which
+    #: for an attempt that ended while no daemon ran is earlier than its final event
+    ended: float | None = None
 
 
 def describe_exit(code: int) -> str:
@@ -37,24 +40,32 @@ def describe_exit(code: int) -> str:
     return f"exit code {code}"
 
 
-def exit_reason(code: int) -> str | None:
-    """A reason only where the exit code alone does not say it (killed by a signal)."""
+def exit_reason(code: int, last_line: str | None = None) -> str | None:
+    """Why an attempt that exited `code` failed: the signal that killed it, else the
+    code and the last line of its log (None for a success)."""
     if code > 128:
         with contextlib.suppress(ValueError):
             return f"terminated by {signal.Signals(code - 128).name}"
-    return None
+    if code == 0:
+        return None
+    return f"exit {code}: {last_line}" if last_line else f"exit {code}"
 
 
-def outcome_of(status: ExitStatus) -> Outcome:
-    """The outcome of an attempt that ended by itself (not killed by the engine)."""
+def outcome_of(status: ExitStatus, last_line: str | None = None) -> Outcome:
+    """The outcome of an attempt that ended by itself (not killed by the engine);
+    `last_line` is the last line of its log (not a marker), if it wrote one."""
+    code, ended = status.exit_code, status.ended
     if status.state is not None:
-        return Outcome(status.state, reason=status.reason, exit_code=status.exit_code)
-    if status.exit_code == 0:
-        return Outcome(JobState.SUCCEEDED, exit_code=0)
-    if status.exit_code is None:
-        return Outcome(JobState.FAILED, reason=status.reason or "lost")
+        reason = status.reason
+        if reason is None and status.state is JobState.FAILED and code is not None:
+            reason = exit_reason(code, last_line)
+        return Outcome(status.state, reason=reason, exit_code=code, ended=ended)
+    if code == 0:
+        return Outcome(JobState.SUCCEEDED, exit_code=0, ended=ended)
+    if code is None:
+        return Outcome(JobState.FAILED, reason=status.reason or "lost", ended=ended)
     return Outcome(
-        JobState.FAILED, reason=exit_reason(status.exit_code), exit_code=status.exit_code
+        JobState.FAILED, reason=exit_reason(code, last_line), exit_code=code, ended=ended
     )
 
 

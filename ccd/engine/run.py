@@ -183,8 +183,13 @@ class WorkflowRun:
             log.exception("job %s/%s crashed", self.id, jr.name)
             outcome = Outcome(JobState.FAILED, reason=f"internal error: {exc!r}")
         if jr.state is not outcome.state:
+            # `ended`: when the attempt ended, which a new daemon may learn long after
             self._events.set_state(
-                jr, outcome.state, reason=outcome.reason, exit_code=outcome.exit_code
+                jr,
+                outcome.state,
+                reason=outcome.reason,
+                exit_code=outcome.exit_code,
+                ended=outcome.ended,
             )
         self._finished(jr)
 

@@ -79,14 +79,37 @@ JOB_CASES = [
         id="running-failed",
     ),
     pytest.param(
+        job_row("running", attempt=1, started=T0),
+        state("failed", 600, attempt=1, exit_code=3, reason="exit 3", ended=T0 + 5),
+        {"state": "failed", "exit_code": 3, "reason": "exit 3", "ended": T0 + 5},
+        id="running-failed-ended-by-the-exit-file-not-the-event",
+    ),
+    pytest.param(
+        job_row("running", attempt=1, started=T0 + 2),
+        state("succeeded", 9, attempt=1, exit_code=0, ended=T0 + 1),
+        {"state": "succeeded", "exit_code": 0, "ended": T0 + 2},
+        id="running-succeeded-an-exit-time-before-the-start-is-the-start",
+    ),
+    pytest.param(
+        job_row("running", attempt=1, started=T0),
+        state("succeeded", 9, attempt=1, exit_code=0, ended=T0 + 60),
+        {"state": "succeeded", "exit_code": 0, "ended": T0 + 9},
+        id="running-succeeded-an-exit-time-after-the-event-is-the-event",
+    ),
+    pytest.param(
         job_row("running", attempt=1, started=T0, progress=80.0, message="epoch 8"),
         state(
-            "queued", 6, attempt=1, exit_code=3, reason="exit code 3; retry 1/2 in 1s", handle=None
+            "queued",
+            6,
+            attempt=1,
+            exit_code=3,
+            reason="exit 3: bad input; retry 1/2 in 1s",
+            handle=None,
         ),
         {
             "state": "queued",
             "exit_code": 3,
-            "reason": "exit code 3; retry 1/2 in 1s",
+            "reason": "exit 3: bad input; retry 1/2 in 1s",
             "progress": None,
             "message": None,
             "started": None,
@@ -238,6 +261,7 @@ BAD_EVENTS = [
     pytest.param(state("running", attempt="1"), "attempt must be an integer", id="bad-attempt"),
     pytest.param(state("failed", exit_code=1.5), "exit_code must be an integer", id="bad-exit"),
     pytest.param(state("failed", reason=3), "reason must be a string", id="bad-reason"),
+    pytest.param(state("failed", ended="soon"), "ended must be a number", id="bad-ended"),
     pytest.param(
         job_event(EventKind.JOB_PROGRESS, progress="x"), "progress must be a number", id="bad-pct"
     ),

@@ -117,7 +117,9 @@ def fold_job_event(row: dict[str, Any], at: float, kind: str, data: dict[str, An
         waiting = ("pending", "queued")
         if state in waiting and before not in waiting:  # a new attempt: the last one's are stale
             row["progress"] = row["message"] = row["started"] = None
-        row["ended"] = at if state in FINAL_JOB else None
+        # the attempt's own end, if the event gives it, within started .. at
+        ended = min(data.get("ended", at), at)
+        row["ended"] = max(ended, row["started"] or ended) if state in FINAL_JOB else None
 
 
 async def events_of(
