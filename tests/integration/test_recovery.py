@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import select
 import signal
 import sqlite3
 import subprocess
 import textwrap
 from pathlib import Path
 
-from tests.conftest import DaemonProc, proc_alive
+from tests.conftest import WAIT, DaemonProc, proc_alive
 
 
 def test_attempt_started_but_not_recorded_is_adopted_not_relaunched(
@@ -116,3 +118,34 @@ def test_spawned_wrapper_slow_to_write_its_pid_is_adopted_not_relaunched(
     assert status["state"] == "succeeded", status
     assert (jobs["then"]["attempt"], jobs["then"]["handle"]["pid"]) == (1, held.pid)
     assert ledger.read_text() == "then 1\n"
+
+
+def test_a_job_that_ended_while_no_daemon_ran_ended_when_its_exit_file_says(
+    daemon: DaemonProc, tmp_path: Path
+) -> None:
+    gate = tmp_path / "gate"
+    wf = daemon.submit(f"jobs:\n  j: {{run: 'while [ ! -e {gate} ]; do sleep 0.05; done'}}\n")
+    running = daemon.wait_for_event(
+        wf, lambda e: e["kind"] == "job.state" and e["data"]["state"] == "running"
+    )
+    daemon.stop(signal.SIGKILL)
+    # the job ends while no daemon runs: its wrapper writes the exit file, then exits
+    pidfd = os.pidfd_open(running["data"]["handle"]["pid"])
+    try:
+        gate.touch()
+        assert select.select([pidfd], [], [], WAIT)[0], "the job did not end"
+    finally:
+        os.close(pidfd)
+    exit_file = daemon.state_dir / "runs" / wf / "j" / "1" / "exit"
+    exited_at = exit_file.stat().st_mtime
+    daemon.start()
+    status = daemon.wait_final(wf)
+    job = status["jobs"][0]
+    assert (job["state"], job["exit_code"]) == ("succeeded", 0)
+    [final] = [
+        e
+        for e in daemon.events(wf)
+        if e["kind"] == "job.state" and e["data"]["state"] == "succeeded"
+    ]
+    # the new daemon recorded the end later; the job's end is the exit file's time
+    assert abs(job["ended"] - exited_at) < 0.01 < final["time"] - exited_at
