@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict
 
 from ccd import __version__, retention
 from ccd.api.deps import ServicesDep
+from ccd.api.models import Health, Stopping
 from ccd.api.services import EngineControl
 from ccd.errors import CcdError
 from ccd.spec.durations import parse_age
@@ -41,7 +42,7 @@ class _Running:
         return isinstance(workflow_id, str) and self._engine.is_running(workflow_id)
 
 
-@router.get("/v1/health")
+@router.get("/v1/health", response_model=Health)
 async def health(services: ServicesDep) -> dict[str, Any]:
     return {
         "status": "ok",
@@ -52,7 +53,7 @@ async def health(services: ServicesDep) -> dict[str, Any]:
     }
 
 
-@router.post("/v1/shutdown", status_code=202)
+@router.post("/v1/shutdown", status_code=202, response_model=Stopping)
 async def shutdown(services: ServicesDep) -> dict[str, str]:
     services.request_stop()
     return {"status": "stopping"}

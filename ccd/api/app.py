@@ -17,7 +17,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ccd import __version__
-from ccd.api import admin, hosts, streams, workflows
+from ccd.api import admin, docs, hosts, streams, workflows
 from ccd.api.services import Services
 from ccd.errors import CcdError
 
@@ -35,7 +35,10 @@ def create_app(services: Services) -> FastAPI:
         version=__version__,
         description="Workflow coordinator daemon: submit, watch and control workflows.",
         routes=[route for router in routers for route in router.routes],
+        docs_url=None,  # served by `docs`, without a CDN
+        redoc_url=None,
     )
+    docs.install(app)
     app.state.services = services
     app.exception_handler(CcdError)(_ccd_error)
     app.exception_handler(StarletteHTTPException)(_http_error)

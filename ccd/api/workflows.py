@@ -16,6 +16,16 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
 from ccd.api.deps import ServicesDep, find_job, find_workflow
+from ccd.api.models import (
+    YAML_BODY,
+    Cancelled,
+    Retried,
+    Submitted,
+    Validated,
+    WorkflowStatus,
+    WorkflowSummary,
+)
+from ccd.api.sourceless import load_without_source
 from ccd.config import DaemonConfig
 from ccd.errors import CcdError
 from ccd.heap import gc_paused
@@ -34,20 +44,22 @@ async def read_spec(request: Request, source: str | None, config: DaemonConfig) 
     body = await request.body()
     if len(body) > MAX_BODY:
         raise CcdError(f"workflow is {len(body)} bytes; the limit is {MAX_BODY}")
-    path = Path(source) if source else None
-    if path is not None and not path.is_absolute():
-        raise CcdError("source must be the workflow file's absolute path")
+    hosts = config.known_hosts()
     # validation is CPU work that grows with the file: keep it off the loop
+    if not source:
+        return await asyncio.to_thread(load_without_source, body, hosts)
+    path = Path(source)
+    if not path.is_absolute():
+        raise CcdError(
+            f"source must be the workflow file's absolute path, not {source!r} "
+            "(e.g. ?source=/abs/path/of/wf.yaml)"
+        )
     return await asyncio.to_thread(
-        load_workflow_text,
-        body,
-        source=str(path) if path else "<request>",
-        base_dir=path.parent if path is not None else Path.cwd(),
-        known_hosts=config.known_hosts(),
+        load_workflow_text, body, source=str(path), base_dir=path.parent, known_hosts=hosts
     )
 
 
-@router.post("/v1/validate")
+@router.post("/v1/validate", response_model=Validated, openapi_extra=YAML_BODY)
 async def validate(
     request: Request, services: ServicesDep, source: str | None = None
 ) -> dict[str, Any]:
@@ -57,7 +69,7 @@ async def validate(
     return {"name": spec.name, "jobs": len(spec.jobs)}
 
 
-@router.post("/v1/workflows", status_code=201)
+@router.post("/v1/workflows", status_code=201, response_model=Submitted, openapi_extra=YAML_BODY)
 async def submit(
     request: Request, services: ServicesDep, source: str | None = None
 ) -> dict[str, Any]:
@@ -68,7 +80,8 @@ async def submit(
     return {"id": workflow_id, "name": spec.name, "jobs": len(spec.jobs)}
 
 
-@router.get("/v1/workflows")
+# declared, not validated: up to 10,000 rows go out as the store made them
+@router.get("/v1/workflows", responses={200: {"model": list[WorkflowSummary]}})
 async def list_workflows(
     services: ServicesDep, limit: Annotated[int, Query(ge=1, le=10000)] = 100
 ) -> Any:
@@ -76,7 +89,7 @@ async def list_workflows(
 
 
 # The docstring is the route's OpenAPI description, so its wording is part of the API.
-@router.get("/v1/workflows/{ref}")
+@router.get("/v1/workflows/{ref}", responses={200: {"model": WorkflowStatus}})
 async def show(
     ref: str, services: ServicesDep, fields: str | None = None, rows: bool = False
 ) -> Response:
@@ -118,7 +131,7 @@ def _job_fields(fields: str | None) -> list[str] | None:
     return wanted
 
 
-@router.post("/v1/workflows/{ref}/cancel")
+@router.post("/v1/workflows/{ref}/cancel", response_model=Cancelled)
 async def cancel(ref: str, services: ServicesDep, job: str | None = None) -> dict[str, Any]:
     store = services.store
     row = await find_workflow(store, ref)
@@ -129,12 +142,12 @@ async def cancel(ref: str, services: ServicesDep, job: str | None = None) -> dic
     return {"id": row["id"], "cancelled": job or "workflow", "seq": seq}
 
 
-@router.post("/v1/workflows/{ref}/jobs/{job}/cancel")
+@router.post("/v1/workflows/{ref}/jobs/{job}/cancel", response_model=Cancelled)
 async def cancel_job(ref: str, job: str, services: ServicesDep) -> dict[str, Any]:
     return await cancel(ref, services, job)
 
 
-@router.post("/v1/workflows/{ref}/retry")
+@router.post("/v1/workflows/{ref}/retry", response_model=Retried)
 async def retry(ref: str, services: ServicesDep) -> dict[str, Any]:
     row = await find_workflow(services.store, ref)
     jobs = await services.engine.retry(row["id"])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import re
 import subprocess
 import sys
 from collections.abc import AsyncIterator
@@ -140,3 +141,110 @@ async def test_a_host_check_reports_an_unreachable_host_as_unusable(
     far = (await client.post("/v1/hosts/far/check")).json()
     assert far == {"host": "far", "usable": False, "error": "cannot connect to far"}
     assert (await client.post("/v1/hosts/nowhere/check")).status_code == 404
+
+
+#: the POST routes whose body is the workflow file, and the JSON routes' answers
+YAML_BODIES = ("/v1/workflows", "/v1/validate")
+JSON_ANSWERS = [
+    ("get", "/v1/health", "200"),
+    ("post", "/v1/shutdown", "202"),
+    ("get", "/v1/workflows", "200"),
+    ("post", "/v1/workflows", "201"),
+    ("post", "/v1/validate", "200"),
+    ("get", "/v1/workflows/{ref}", "200"),
+    ("post", "/v1/workflows/{ref}/cancel", "200"),
+    ("post", "/v1/workflows/{ref}/jobs/{job}/cancel", "200"),
+    ("post", "/v1/workflows/{ref}/retry", "200"),
+]
+
+
+async def test_the_openapi_document_declares_bodies_and_answers(
+    client: httpx.AsyncClient,
+) -> None:
+    paths = (await client.get("/openapi.json")).json()["paths"]
+    for path in YAML_BODIES:
+        body = paths[path]["post"]["requestBody"]
+        assert body["required"] is True, path
+        for media in ("application/yaml", "text/plain"):
+            assert body["content"][media]["schema"] == {"type": "string"}, (path, media)
+    assert "requestBody" in paths["/v1/gc"]["post"]
+    for method, path, status in JSON_ANSWERS:
+        schema = paths[path][method]["responses"][status]["content"]["application/json"]["schema"]
+        assert schema.get("$ref") or schema.get("type") == "array", (method, path, schema)
+
+
+async def test_a_workflow_uploaded_as_the_document_says_is_submitted(
+    client: httpx.AsyncClient, services: FakeServices
+) -> None:
+    paths = (await client.get("/openapi.json")).json()["paths"]
+    media = next(iter(paths["/v1/workflows"]["post"]["requestBody"]["content"]))
+    reply = await client.post(
+        "/v1/workflows",
+        content=b"name: doc\njobs:\n  a: {run: 'true'}\n",
+        headers={"Content-Type": media},
+    )
+    assert reply.status_code == 201
+    assert reply.json() == {"id": "wf-fake", "name": "doc", "jobs": 1}
+
+
+async def test_the_docs_page_loads_nothing_from_the_network(client: httpx.AsyncClient) -> None:
+    page = (await client.get("/docs")).text
+    urls = re.findall(r"""(?:src|href)="([^"]+)"|url: '([^']+)'""", page)
+    assets = [a or b for a, b in urls]
+    assert len(assets) >= 4, page  # the script, the style, the icon, the document
+    assert not re.search(r"https?://", page), page
+    for url in assets:
+        reply = await client.get(url)
+        assert reply.status_code == 200 and reply.content, url
+    # the document the page shows is one its Swagger UI renders (OpenAPI 3.0.n)
+    document = (await client.get(assets[-1])).json()
+    assert document["openapi"].startswith("3.0."), document["openapi"]
+    assert document["paths"] == (await client.get("/openapi.json")).json()["paths"]
+    assert (await client.get("/redoc")).status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("job", "words"),
+    [
+        ("{script: train.py}", "script 'train.py'"),
+        ("{script: ./sub/train.py}", "script './sub/train.py'"),
+        ("{run: 'true', workdir: data}", "workdir 'data'"),
+    ],
+)
+async def test_a_relative_path_without_a_source_is_refused(
+    client: httpx.AsyncClient,
+    services: FakeServices,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    job: str,
+    words: str,
+) -> None:
+    # the files exist where the daemon runs: they used to be found there
+    (tmp_path / "sub").mkdir()
+    for name in ("train.py", "sub/train.py"):
+        (tmp_path / name).write_text("print(1)\n")
+    (tmp_path / "data").mkdir()
+    monkeypatch.chdir(tmp_path)
+    for route in ("/v1/workflows", "/v1/validate"):
+        reply = await client.post(route, content=f"name: rel\njobs:\n  a: {job}\n".encode())
+        assert 400 <= reply.status_code < 500, reply.text
+        assert words in reply.text and "?source=" in reply.text, reply.text
+    assert services.engine.submitted == []
+
+
+async def test_paths_with_a_source_or_absolute_ones_need_no_base(
+    client: httpx.AsyncClient, services: FakeServices, tmp_path: Path
+) -> None:
+    script = tmp_path / "train.py"
+    script.write_text("print(1)\n")
+    text = b"name: ok\njobs:\n  a: {script: train.py}\n"
+    reply = await client.post("/v1/workflows", content=text, params={"source": str(script)})
+    assert reply.status_code == 201, reply.text
+    absolute = f"name: abs\njobs:\n  a: {{script: {script}}}\n  b: {{run: 'true'}}\n"
+    reply = await client.post("/v1/workflows", content=absolute.encode())
+    assert reply.status_code == 201, reply.text
+    jobs = services.engine.submitted[-1].jobs
+    assert jobs["a"].script == str(script)
+    assert jobs["b"].workdir == str(Path.cwd())  # the default, as before
+    reply = await client.post("/v1/workflows", content=text, params={"source": "wf.yaml"})
+    assert reply.status_code == 400 and "absolute" in reply.json()["error"]
