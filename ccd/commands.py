@@ -1,23 +1,24 @@
 """What a job runs: its shell command and environment (pure).
 
-Outputs of parents reach a child in two ways: ``${{ jobs.NAME.outputs.KEY }}``
-in ``run:`` becomes a reference to an environment variable holding the value,
-so no output can inject shell syntax into the child's command; in ``env:``
-values the text is substituted directly (no shell is involved there).
+Outputs of ancestors reach a job through references (``ccd.spec.references``):
+in ``run:`` and ``args`` a reference becomes a reference to an environment
+variable holding the value, so no output can inject shell syntax into the
+job's command; in ``env:`` values the text is substituted directly (no shell is
+involved there). An array job's elements are ``NAME[0]``, ``NAME[1]``, …; a
+reference to the array as a whole is a JSON list of its elements' values.
 """
 
 from __future__ import annotations
 
+import json
 import re
 import shlex
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from ccd.spec.model import Job
+from ccd.spec.references import OPEN, Malformed, Reference, parse
 
-OUTPUT_REF = re.compile(
-    r"\$\{\{\s*jobs\.([A-Za-z0-9][A-Za-z0-9._-]*)\.outputs\.([A-Za-z_][A-Za-z0-9_]*)\s*\}\}"
-)
 _NOT_ENV = re.compile(r"[^A-Za-z0-9_]")
 
 
@@ -29,15 +30,18 @@ def output_env_name(job: str, key: str) -> str:
     return f"CCD_OUTPUT_{_NOT_ENV.sub('_', job).upper()}_{key.upper()}"
 
 
-def script_command(job: Job, python: str = "python3") -> str:
+def script_command(
+    job: Job, python: str = "python3", quote: Callable[[str], str] = shlex.quote
+) -> str:
     """The command that runs ``job.script``, found through ``$CCD_SCRIPT``.
 
     The executor sets CCD_SCRIPT: the file itself on this machine, its uploaded
-    copy in the run directory on a remote host.
+    copy in the run directory on a remote host. `quote` makes each argument a
+    shell word.
     """
     assert job.script is not None
     script = '"$CCD_SCRIPT"'
-    args = "".join(f" {shlex.quote(a)}" for a in job.args)
+    args = "".join(f" {quote(a)}" for a in job.args)
     if job.script.endswith(".sh"):
         return f"exec sh {script}{args}"
     if job.script.endswith(".py"):
@@ -57,6 +61,79 @@ class Resolved:
     env: dict[str, str]
 
 
+def _no_elements(name: str) -> Sequence[str] | None:
+    return None
+
+
+class _Substitution:
+    """Resolves the references of one job against its ancestors' outputs."""
+
+    def __init__(
+        self,
+        job: Job,
+        outputs: Mapping[str, Mapping[str, str]],
+        is_ancestor: Callable[[str], bool],
+        elements: Callable[[str], Sequence[str] | None],
+        env: dict[str, str],
+    ) -> None:
+        self.job = job
+        self.outputs = outputs
+        self.is_ancestor = is_ancestor
+        self.elements = elements
+        self.env = env
+
+    def value(self, ref: Reference) -> tuple[str, str]:
+        """The variable a reference stands for in a shell command, and its value."""
+        members = self.elements(ref.job) if ref.index is None else None
+        sources = [ref.source] if members is None else list(members)
+        values = [self._one(ref, source) for source in sources]
+        value = values[0] if members is None else json.dumps(values)
+        return output_env_name(ref.source, ref.key), value
+
+    def _one(self, ref: Reference, source: str) -> str:
+        if not self.is_ancestor(source):
+            raise MissingOutput(
+                f"'{ref.written}' refers to job '{source}', which is not an ancestor "
+                f"of '{self.job.name}': add it to needs"
+            )
+        value = self.outputs.get(source, {}).get(ref.key)
+        if value is None:
+            raise MissingOutput(
+                f"'{ref.written}': job '{source}' set no output '{ref.key}' "
+                f"(print '::ccd output {ref.key}=VALUE' in it)"
+            )
+        return value
+
+    def text(self, text: str) -> str:
+        """`text` with each reference replaced by its value (for env: values)."""
+        if OPEN not in text:
+            return text
+        return "".join(
+            part if isinstance(part, str) else self.value(self._checked(part))[1]
+            for part in parse(text)
+        )
+
+    def shell(self, text: str, quote: Callable[[str], str] | None = None) -> str:
+        """`text` as shell text: each reference a variable (in double quotes when the
+        rest is quoted), the rest as written or through `quote`."""
+        if OPEN not in text:
+            return text if quote is None else quote(text)
+        words = []
+        for part in parse(text):
+            if isinstance(part, str):
+                words.append(part if quote is None else quote(part))
+                continue
+            name, value = self.value(self._checked(part))
+            self.env[name] = value
+            words.append("${" + name + "}" if quote is None else '"${' + name + '}"')
+        return "".join(words)
+
+    def _checked(self, part: Reference | Malformed) -> Reference:
+        if isinstance(part, Malformed):
+            raise MissingOutput(f"{part.message} (ccd never passes '{OPEN}' to the shell)")
+        return part
+
+
 def resolve(
     job: Job,
     *,
@@ -64,36 +141,24 @@ def resolve(
     is_ancestor: Callable[[str], bool],
     base_env: Mapping[str, str],
     python: str = "python3",
+    elements: Callable[[str], Sequence[str] | None] = _no_elements,
 ) -> Resolved:
-    """The command and environment of one attempt; raises MissingOutput."""
+    """The command and environment of one attempt; raises MissingOutput.
+
+    `elements` names the elements of an array job (None for any other name).
+    """
     env = dict(base_env)
     # every output of every direct parent is in the environment
     for parent in job.needs:
         for key, value in outputs.get(parent, {}).items():
             env[output_env_name(parent, key)] = value
-
-    def lookup(match: re.Match[str]) -> tuple[str, str]:
-        source, key = match.group(1), match.group(2)
-        if not is_ancestor(source):
-            raise MissingOutput(
-                f"'{match.group(0)}' refers to job '{source}', which is not an ancestor "
-                f"of '{job.name}': add it to needs"
-            )
-        if key not in outputs.get(source, {}):
-            raise MissingOutput(
-                f"'{match.group(0)}': job '{source}' set no output '{key}' "
-                f"(print '::ccd output {key}=VALUE' in it)"
-            )
-        return output_env_name(source, key), outputs[source][key]
-
-    def as_variable(match: re.Match[str]) -> str:
-        name, value = lookup(match)
-        env[name] = value
-        return "${" + name + "}"
-
+    substitution = _Substitution(job, outputs, is_ancestor, elements, env)
     for name, value in job.env.items():
-        env[name] = OUTPUT_REF.sub(lambda m: lookup(m)[1], value)
-    command = OUTPUT_REF.sub(as_variable, job.run) if job.run is not None else None
-    if command is None:
-        command = script_command(job, python)
+        env[name] = substitution.text(value)
+    if job.run is not None:
+        command = substitution.shell(job.run)
+    else:
+        command = script_command(job, python, lambda arg: substitution.shell(arg, shlex.quote))
+    if OPEN in command:  # a safety net: nothing above leaves one
+        raise MissingOutput(f"the command of '{job.name}' still holds '{OPEN}'")
     return Resolved(command=command, env=env)

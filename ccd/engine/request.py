@@ -8,7 +8,7 @@ from ccd.commands import resolve
 from ccd.config import DaemonConfig
 from ccd.engine.job import JobRun
 from ccd.executors.base import LaunchRequest
-from ccd.spec.model import Workflow
+from ccd.spec.model import Workflow, element_name
 
 
 class _Outputs(Mapping[str, Mapping[str, str]]):
@@ -27,19 +27,39 @@ class _Outputs(Mapping[str, Mapping[str, str]]):
         return len(self._jobs)
 
 
-def is_ancestor(spec: Workflow, ancestor: str, job: str) -> bool:
-    """Whether `job` (transitively) needs `ancestor`: only asked for an output
-    reference, so the parents are walked then instead of keeping a graph."""
+def ancestors(spec: Workflow, job: str) -> set[str]:
+    """The jobs `job` (transitively) needs."""
     seen: set[str] = set()
     todo = list(spec.jobs[job].needs)
     while todo:
         name = todo.pop()
-        if name == ancestor:
-            return True
         if name not in seen:
             seen.add(name)
             todo.extend(spec.jobs[name].needs)
-    return False
+    return seen
+
+
+class _Ancestry:
+    """Whether a job is an ancestor of one job: only asked for an output reference,
+    so the parents are walked then (once) instead of keeping a graph."""
+
+    def __init__(self, spec: Workflow, job: str) -> None:
+        self._spec = spec
+        self._job = job
+        self._ancestors: set[str] | None = None
+
+    def __call__(self, other: str) -> bool:
+        if self._ancestors is None:
+            self._ancestors = ancestors(self._spec, self._job)
+        return other in self._ancestors
+
+
+def array_elements(spec: Workflow, name: str) -> list[str] | None:
+    """The element names of the array job `name`, or None if it is no array job."""
+    first = spec.jobs.get(element_name(name, 0))
+    if first is None or first.array is None or first.array.group != name:
+        return None
+    return [element_name(name, index) for index in range(first.array.size)]
 
 
 def launch_request(
@@ -65,8 +85,9 @@ def launch_request(
     resolved = resolve(
         job,
         outputs=_Outputs(jobs),
-        is_ancestor=lambda other: is_ancestor(spec, other, job.name),
+        is_ancestor=_Ancestry(spec, job.name),
         base_env=base_env,
         python=host.python if host is not None else "python3",
+        elements=lambda name: array_elements(spec, name),
     )
     return LaunchRequest(workflow_id, job, jr.attempt, resolved.command, resolved.env)

@@ -3,9 +3,10 @@
 `Checker.workflow` takes the data of a loaded file and returns a `Workflow`, or
 raises `SpecError` with every problem it found, each located where it was
 written. The checks of each job key live in `ccd.spec.fields`, those of the job
-graph in `ccd.spec.graph`; this module owns the document's shape (top-level
-keys, defaults, job names and bodies), which keys go together (run or script,
-executor and host), and the order problems are listed in.
+graph in `ccd.spec.graph`, those of output references in `ccd.spec.references`;
+this module owns the document's shape (top-level keys, defaults, job names and
+bodies), which keys go together (run or script, executor and host), and the
+order problems are listed in.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from ccd.spec.graph import graph_problems
 from ccd.spec.hints import Suggestions, show, what
 from ccd.spec.model import JOB_NAME_PATTERN, ExecutorKind, Workflow
 from ccd.spec.positions import PathKey, PositionLookup, Report, path_part
+from ccd.spec.references import reference_problems
 
 #: more problems than this are summarised in one last problem
 MAX_PROBLEMS: Final = 500
@@ -106,6 +108,7 @@ class Checker:
         defaults = self._defaults(data)
         drafts = self._jobs(data, defaults)
         self.report_all(graph_problems(drafts, self.suggest))
+        self.report_all(reference_problems(drafts, self.suggest))
         if self.problems:
             raise self.fail()
         jobs, reports = build_jobs(drafts)

@@ -1,8 +1,10 @@
 from __future__ import annotations
 
+import json
+
 import pytest
 
-from ccd.commands import MissingOutput, output_env_name, resolve, script_command
+from ccd.commands import MissingOutput, Resolved, output_env_name, resolve, script_command
 from ccd.spec.model import Job
 
 
@@ -69,3 +71,65 @@ def test_notebook_needs_papermill_with_a_clear_message() -> None:
     command = script_command(job(script="/w/n.ipynb"))
     assert "pip install papermill" in command
     assert 'exec papermill "$CCD_SCRIPT" "$CCD_RUN_DIR/output.ipynb"' in command
+
+
+# --- array elements and the whole array ----------------------------------------------
+
+SWEEP = {"sweep[0]": {"s": "a"}, "sweep[1]": {"s": "b b"}, "sweep[2]": {"s": '"c"'}}
+ELEMENTS = {"sweep": ["sweep[0]", "sweep[1]", "sweep[2]"]}
+
+
+def resolve_sweep(spec: Job, outputs: dict[str, dict[str, str]] = SWEEP) -> Resolved:
+    return resolve(
+        spec,
+        outputs=outputs,
+        is_ancestor=set(SWEEP).__contains__,
+        base_env={},
+        elements=ELEMENTS.get,
+    )
+
+
+def test_one_elements_output_becomes_a_variable() -> None:
+    res = resolve_sweep(job(run="echo ${{ jobs.sweep[1].outputs.s }}", needs=list(SWEEP)))
+    assert res.command == "echo ${CCD_OUTPUT_SWEEP_1__S}"
+    assert res.env["CCD_OUTPUT_SWEEP_1__S"] == "b b"
+
+
+def test_the_whole_array_is_a_json_list_in_index_order() -> None:
+    spec = job(
+        run='echo "${{ jobs.sweep.outputs.s }}"',
+        needs=list(SWEEP),
+        env={"ALL": "${{ jobs.sweep.outputs.s }}"},
+    )
+    res = resolve_sweep(spec)
+    assert res.command == 'echo "${CCD_OUTPUT_SWEEP_S}"'
+    assert json.loads(res.env["CCD_OUTPUT_SWEEP_S"]) == ["a", "b b", '"c"']
+    assert res.env["ALL"] == res.env["CCD_OUTPUT_SWEEP_S"]
+
+
+def test_an_element_without_the_output_fails_the_whole_array_reference() -> None:
+    outputs = {**SWEEP, "sweep[1]": {}}
+    with pytest.raises(MissingOutput, match=r"job 'sweep\[1\]' set no output 's'"):
+        resolve_sweep(job(run="echo ${{ jobs.sweep.outputs.s }}"), outputs)
+
+
+def test_references_in_args_become_quoted_variables() -> None:
+    spec = job(script="/w/t.py", args=["--lr=${{ jobs.sweep[0].outputs.s }}", "a b"])
+    res = resolve_sweep(spec)
+    assert res.command == 'exec python3 -u "$CCD_SCRIPT" --lr="${CCD_OUTPUT_SWEEP_0__S}" \'a b\''
+    assert res.env["CCD_OUTPUT_SWEEP_0__S"] == "a"
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["${{ jobs.sweep[1].output.s }}", "${{ job.x.outputs.k }}", "${{ jobs.x.outputs.k", "${{}}"],
+)
+@pytest.mark.parametrize("where", ["run", "env", "args"])
+def test_no_unresolved_reference_reaches_the_shell(text: str, where: str) -> None:
+    fields: dict[str, object] = {
+        "run": {"run": f"echo {text}"},
+        "env": {"run": "true", "env": {"X": text}},
+        "args": {"script": "/w/t.sh", "args": [text]},
+    }[where]
+    with pytest.raises(MissingOutput, match="output reference"):
+        resolve_sweep(job(**fields))

@@ -1,0 +1,185 @@
+"""Output references in ``run:``, ``args`` and ``env`` values, and their checks (pure).
+
+Three forms, each between ``${{`` and ``}}``:
+
+* ``jobs.NAME.outputs.KEY``: the output KEY of the job NAME, an ancestor;
+* ``jobs.NAME[I].outputs.KEY``: the output KEY of element I of the array job NAME;
+* ``jobs.NAME.outputs.KEY`` where NAME is an array job: a JSON list of every
+  element's KEY, in index order (every element must be an ancestor: ``needs: [NAME]``).
+
+`parse` splits a text into literal text, references and malformed pieces; the
+validator (`reference_problems`) and the launch (`ccd.commands`) both use it, so
+a ``${{`` the validator let through is resolved, never passed on as text.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Final
+
+from ccd.spec.build import Draft
+from ccd.spec.hints import Suggestions
+from ccd.spec.model import element_name
+from ccd.spec.positions import PathKey, Report
+
+OPEN: Final = "${{"
+CLOSE: Final = "}}"
+FORMS: Final = "${{ jobs.NAME.outputs.KEY }} (or jobs.NAME[INDEX].outputs.KEY for one element)"
+_BODY = re.compile(
+    r"\s*jobs\.([A-Za-z0-9][A-Za-z0-9._-]*)(?:\[(\d+)\])?\.outputs\.([A-Za-z_][A-Za-z0-9_]*)\s*"
+)
+#: common slips, and what to write instead
+_SLIPS: Final = (
+    (re.compile(r"^\$\{\{\s*job\."), "'jobs.', not 'job.'"),
+    (re.compile(r"\.output\."), "'.outputs.', not '.output.'"),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Reference:
+    """One well-formed reference, as written and as parsed."""
+
+    written: str
+    #: the job as written, without the element index
+    job: str
+    index: int | None
+    key: str
+
+    @property
+    def source(self) -> str:
+        """The job whose outputs are read: the job itself or one element of it."""
+        return self.job if self.index is None else element_name(self.job, self.index)
+
+
+@dataclass(frozen=True, slots=True)
+class Malformed:
+    """A ``${{`` that does not start a well-formed reference; `message` says why."""
+
+    written: str
+    message: str
+
+
+Part = str | Reference | Malformed
+
+
+def parse(text: str) -> list[Part]:
+    """`text` as literal parts, references and malformed pieces, in order."""
+    parts: list[Part] = []
+    start = 0
+    while (at := text.find(OPEN, start)) >= 0:
+        if at > start:
+            parts.append(text[start:at])
+        end = text.find(CLOSE, at + len(OPEN))
+        if end < 0:
+            written = text[at:]
+            shown = written if len(written) <= 40 else written[:37] + "..."
+            message = f"unclosed output reference '{shown}': end it with '{CLOSE}'; write {FORMS}"
+            parts.append(Malformed(written, message))
+            return parts
+        written = text[at : end + len(CLOSE)]
+        match = _BODY.fullmatch(text, at + len(OPEN), end)
+        if match is None:
+            parts.append(Malformed(written, _malformed(written)))
+        else:
+            name, index, key = match.groups()
+            parts.append(Reference(written, name, None if index is None else int(index), key))
+        start = end + len(CLOSE)
+    if start < len(text):
+        parts.append(text[start:])
+    return parts
+
+
+def _malformed(written: str) -> str:
+    slips = [fix for pattern, fix in _SLIPS if pattern.search(written)]
+    hint = f" ({'; '.join(slips)})" if slips else ""
+    return f"malformed output reference '{written}'{hint}; write {FORMS}"
+
+
+# --- validation ---------------------------------------------------------------------
+
+
+def reference_problems(drafts: dict[str, Draft], suggest: Suggestions) -> list[Report]:
+    """Every malformed reference, and every one to a job that is not an ancestor."""
+    reports: list[Report] = []
+    sizes = {name: _array_size(draft) for name, draft in drafts.items()}
+    for name, draft in drafts.items():
+        ancestors: set[str] | None = None
+        for path, text in _texts(draft):
+            for part in parse(text):
+                if isinstance(part, str):
+                    continue
+                if isinstance(part, Malformed):
+                    reports.append((path, "bad-reference", f"job {name!r}: {part.message}", False))
+                    continue
+                if ancestors is None:
+                    ancestors = _ancestors(drafts, name)
+                problem = _reference_problem(name, part, sizes, ancestors, suggest)
+                if problem is not None:
+                    reports.append((path, *problem, False))
+    return reports
+
+
+def _reference_problem(
+    child: str,
+    ref: Reference,
+    sizes: Mapping[str, int | None],
+    ancestors: set[str],
+    suggest: Suggestions,
+) -> tuple[str, str] | None:
+    """The code and message of what is wrong with `ref` in job `child`, if anything."""
+    where = f"'{ref.written}' in job {child!r}"
+    if ref.job not in sizes:
+        return "unknown-job", (
+            f"{where} refers to job {ref.job!r}, which is not a job in this "
+            f"workflow{suggest(ref.job, sizes)}"
+        )
+    size = sizes[ref.job]
+    if ref.index is not None and size is None:
+        return "bad-reference", (
+            f"{where}: job {ref.job!r} is not an array job; write jobs.{ref.job}.outputs.{ref.key}"
+        )
+    if ref.index is not None and size is not None and ref.index >= size:
+        return "bad-reference", f"{where}: array job {ref.job!r} has elements 0 to {size - 1}"
+    if ref.job not in ancestors:
+        return "not-an-ancestor", (
+            f"{where} refers to job {ref.job!r}, which is not an ancestor "
+            f"of {child!r}: add it to needs"
+        )
+    return None
+
+
+def _texts(draft: Draft) -> Iterator[tuple[PathKey, str]]:
+    """The values of `draft` in which references are resolved, and where each was written."""
+    run = draft.fields.get("run")
+    if run is not None and isinstance(run[0], str) and OPEN in run[0]:
+        yield run[1], run[0]
+    args = draft.fields.get("args")
+    if args is not None and isinstance(args[0], list):
+        for index, arg in enumerate(args[0]):
+            if isinstance(arg, str) and OPEN in arg:
+                yield (*args[1], index), arg
+    env = draft.fields.get("env")
+    if env is not None and isinstance(env[0], dict):
+        for key, value in env[0].items():
+            if isinstance(value, str) and OPEN in value:
+                yield (*env[1], key), value
+
+
+def _array_size(draft: Draft) -> int | None:
+    array = draft.fields.get("array")
+    return len(array[0]) if array is not None and isinstance(array[0], list) else None
+
+
+def _ancestors(drafts: dict[str, Draft], name: str) -> set[str]:
+    """The jobs `name` needs, directly or through others (parents that are no job
+    are skipped: the graph checks report them)."""
+    seen: set[str] = set()
+    todo = list(drafts[name].needs)
+    while todo:
+        parent = todo.pop()
+        if parent not in seen and parent in drafts:
+            seen.add(parent)
+            todo.extend(drafts[parent].needs)
+    return seen
