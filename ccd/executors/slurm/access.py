@@ -30,8 +30,9 @@ class RunFiles(Protocol):
     #: the local file holding the log (the log itself, or a copy kept up to date)
     log_path: Path
 
-    async def exit_code(self) -> int | None:
-        """The wrapper's exit code; None when it has not written one."""
+    async def exit_file(self) -> tuple[int | None, float | None]:
+        """The wrapper's exit code and when it wrote it (the exit file's mtime, on
+        the cluster); (None, None) when it has not written one."""
         ...
 
     async def sync(self) -> None:
@@ -100,11 +101,14 @@ class LocalRunFiles:
         self.log_path = run_dir / LOG
         self._on_growth = on_growth
 
-    async def exit_code(self) -> int | None:
+    async def exit_file(self) -> tuple[int | None, float | None]:
         try:
-            return parse_exit_file((self.run_dir / EXIT).read_text())
+            with (self.run_dir / EXIT).open() as fh:
+                code = parse_exit_file(fh.read())
+                mtime = os.fstat(fh.fileno()).st_mtime
         except FileNotFoundError:
-            return None
+            return None, None
+        return (None, None) if code is None else (code, mtime)
 
     async def sync(self) -> None:
         self._on_growth()  # Slurm writes the log here itself: let the reader look
@@ -171,10 +175,10 @@ class SshRunFiles:
         return None  # the Slurm poller's squeue tells the attempts about outages
 
     # -- what the attempt calls --------------------------------------------------------
-    async def exit_code(self) -> int | None:
+    async def exit_file(self) -> tuple[int | None, float | None]:
         _, sftp = await self.link.ready(fail_fast=False)
-        code, _ = await self._remote.read_exit(sftp)
-        return code
+        code, written = await self._remote.read_exit(sftp)  # the SFTP stat's mtime
+        return (None, None) if code is None else (code, written)
 
     async def sync(self) -> None:
         _, sftp = await self.link.ready(fail_fast=False)

@@ -87,7 +87,7 @@ class SlurmAttempt(PolledAttempt):
             self._missing = 0
             await self._queued(entry)
         elif record is not None and queue_state(record.state) is None:
-            await self._conclude(record.state, record.exit_code, record.signal)
+            await self._conclude(record.state, record.exit_code, record.signal, record.end)
         else:
             await self._missed()
 
@@ -117,9 +117,9 @@ class SlurmAttempt(PolledAttempt):
         self._missing += 1
         if self._missing < GRACE_POLLS:
             return
-        code = await self.files.exit_code()
+        code, written = await self.files.exit_file()
         if code is not None:
-            await self._finish(ExitStatus(code, time.time()))
+            await self._finish(ExitStatus(code, written or time.time()))
             return
         await self.files.sync()
         notice = slurm_notice(self.files.tail())
@@ -132,9 +132,13 @@ class SlurmAttempt(PolledAttempt):
             ExitStatus(None, time.time(), reason="lost: not in Slurm's queue and no exit code")
         )
 
-    async def _conclude(self, slurm_state: str, code: int | None, signal: int | None) -> None:
-        """A terminal Slurm state: the exit file gives the job's own exit code."""
-        wrapper_code = await self.files.exit_code()
+    async def _conclude(
+        self, slurm_state: str, code: int | None, signal: int | None, end: float | None = None
+    ) -> None:
+        """A terminal Slurm state: the exit file gives the job's own exit code, and
+        when it ended (else sacct's `end`; a new daemon may learn of it much later)."""
+        wrapper_code, written = await self.files.exit_file()
+        ended = written or end or time.time()
         verdict = final_verdict(slurm_state, wrapper_code if code is None else code, signal)
         if verdict is None:
             log.warning("Slurm job %s in unknown state %s", self.slurm_id, slurm_state)
@@ -161,7 +165,7 @@ class SlurmAttempt(PolledAttempt):
                 exit_code, reason = None, f"killed by signal {signal} in Slurm"
             elif exit_code is None:
                 reason = "failed in Slurm"
-        await self._finish(ExitStatus(exit_code, time.time(), reason=reason, state=verdict.state))
+        await self._finish(ExitStatus(exit_code, ended, reason=reason, state=verdict.state))
 
     async def _finish(self, status: ExitStatus) -> None:
         if self.exited.done():

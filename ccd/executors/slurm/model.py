@@ -222,6 +222,8 @@ class Accounting:
     exit_code: int | None
     signal: int | None
     name: str
+    #: when the job ended (epoch seconds); None while sacct does not know
+    end: float | None = None
 
 
 def parse_exit_code(text: str) -> tuple[int | None, int | None]:
@@ -241,8 +243,18 @@ def parse_sacct(text: str) -> dict[str, Accounting]:
         if len(parts) < len(SACCT_FIELDS) or "." in parts[0]:
             continue  # job steps (123.batch, 123.0) carry no job-level state
         code, sig = parse_exit_code(parts[2])
-        records[parts[0]] = Accounting(parts[0], parts[1], code, sig, parts[4])
+        end = parse_slurm_time(parts[3])
+        records[parts[0]] = Accounting(parts[0], parts[1], code, sig, parts[4], end)
     return records
+
+
+def parse_slurm_time(text: str) -> float | None:
+    """A time sacct printed (``2026-11-25T10:00:01``, local time: as `sacct_command`'s
+    ``-S`` is written) in epoch seconds; None for ``Unknown`` or ``None``."""
+    try:
+        return time.mktime(time.strptime(text.strip(), "%Y-%m-%dT%H:%M:%S"))
+    except ValueError:
+        return None
 
 
 # -- outcomes ----------------------------------------------------------------------------
