@@ -46,9 +46,15 @@ class _Ancestry:
     def __init__(self, spec: Workflow, job: str) -> None:
         self._spec = spec
         self._job = job
+        self._parents: frozenset[str] | None = None
         self._ancestors: set[str] | None = None
 
     def __call__(self, other: str) -> bool:
+        # most references name a parent: no walk for those
+        if self._parents is None:
+            self._parents = frozenset(self._spec.jobs[self._job].needs)
+        if other in self._parents:
+            return True
         if self._ancestors is None:
             self._ancestors = ancestors(self._spec, self._job)
         return other in self._ancestors

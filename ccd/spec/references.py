@@ -105,7 +105,7 @@ def reference_problems(drafts: dict[str, Draft], suggest: Suggestions) -> list[R
     reports: list[Report] = []
     sizes = {name: _array_size(draft) for name, draft in drafts.items()}
     for name, draft in drafts.items():
-        ancestors: set[str] | None = None
+        ancestors = _Ancestors(drafts, name)
         for path, text in _texts(draft):
             for part in parse(text):
                 if isinstance(part, str):
@@ -113,8 +113,6 @@ def reference_problems(drafts: dict[str, Draft], suggest: Suggestions) -> list[R
                 if isinstance(part, Malformed):
                     reports.append((path, "bad-reference", f"job {name!r}: {part.message}", False))
                     continue
-                if ancestors is None:
-                    ancestors = _ancestors(drafts, name)
                 problem = _reference_problem(name, part, sizes, ancestors, suggest)
                 if problem is not None:
                     reports.append((path, *problem, False))
@@ -125,7 +123,7 @@ def _reference_problem(
     child: str,
     ref: Reference,
     sizes: Mapping[str, int | None],
-    ancestors: set[str],
+    ancestors: _Ancestors,
     suggest: Suggestions,
 ) -> tuple[str, str] | None:
     """The code and message of what is wrong with `ref` in job `child`, if anything."""
@@ -172,14 +170,30 @@ def _array_size(draft: Draft) -> int | None:
     return len(array[0]) if array is not None and isinstance(array[0], list) else None
 
 
-def _ancestors(drafts: dict[str, Draft], name: str) -> set[str]:
-    """The jobs `name` needs, directly or through others (parents that are no job
-    are skipped: the graph checks report them)."""
-    seen: set[str] = set()
-    todo = list(drafts[name].needs)
-    while todo:
-        parent = todo.pop()
-        if parent not in seen and parent in drafts:
-            seen.add(parent)
-            todo.extend(drafts[parent].needs)
-    return seen
+class _Ancestors:
+    """The jobs one job needs, directly or through others, walked when first asked
+    (parents that are no job are skipped: the graph checks report them)."""
+
+    def __init__(self, drafts: dict[str, Draft], name: str) -> None:
+        self._drafts = drafts
+        self._name = name
+        self._found: set[str] | None = None
+
+    def __contains__(self, job: str) -> bool:
+        # most references name a parent: no walk for those
+        if job in self._drafts[self._name].needs:
+            return True
+        if self._found is None:
+            self._found = self._walk()
+        return job in self._found
+
+    def _walk(self) -> set[str]:
+        drafts = self._drafts
+        seen: set[str] = set()
+        todo = list(drafts[self._name].needs)
+        while todo:
+            parent = todo.pop()
+            if parent not in seen and parent in drafts:
+                seen.add(parent)
+                todo.extend(drafts[parent].needs)
+        return seen
