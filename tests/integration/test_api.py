@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import stat
 import textwrap
 from pathlib import Path
@@ -199,3 +200,29 @@ def test_progress_is_still_seen_after_a_logs_f_of_the_job_ends(
     end.touch()
     assert seen["data"].get("progress") == 60
     assert daemon.wait_final(wf)["state"] == "succeeded"
+
+
+def test_docs_work_offline_and_take_the_documented_upload(
+    daemon: DaemonProc, tmp_path: Path
+) -> None:
+    page = b"".join(daemon.client.stream("/docs")).decode()
+    assert "http://" not in page and "https://" not in page, page
+    for url in re.findall(r"""(?:src|href)="(/[^"]+)"|url: '(/[^']+)'""", page):
+        assert b"".join(daemon.client.stream(url[0] or url[1])), url
+    # a script next to the file, found through ?source= as "Try it out" sends it
+    (tmp_path / "hello.sh").write_text("echo hello\n")
+    body = daemon.client.call("GET", "/openapi.json")["paths"]["/v1/workflows"]["post"]
+    media = next(iter(body["requestBody"]["content"]))
+    answer = daemon.client.call(
+        "POST",
+        "/v1/workflows",
+        params={"source": str(tmp_path / "wf.yaml")},
+        body=b"name: docs\njobs:\n  a: {script: hello.sh}\n",
+        headers={"Content-Type": media},
+    )
+    assert daemon.wait_final(answer["id"])["state"] == "succeeded"
+    with pytest.raises(ApiError) as err:
+        daemon.client.call(
+            "POST", "/v1/workflows", body=b"name: x\njobs:\n  a: {script: hello.sh}\n"
+        )
+    assert err.value.status == 422 and "?source=" in str(err.value)
