@@ -30,6 +30,8 @@ class Draft:
     needs_listed: bool = False
     #: checked value of each key and where it was written (job or defaults)
     fields: dict[str, tuple[object, PathKey]] = field(default_factory=dict)
+    #: env keys the job took from defaults: (merged) when it has an env: of its own too
+    env_defaults: frozenset[str] = frozenset()
 
     def need_path(self, index: int) -> PathKey:
         """Where the `index`-th parent was named (a path per parent only when asked:

@@ -247,6 +247,10 @@ class Checker:
         if not _JOB_KEY_SET.issuperset(body):
             self.unknown_keys(body, path, JOB_KEYS, f"in job {name!r}")
         draft.fields = self._fields(path, body, defaults)
+        inherited, own = defaults.get("env", ({}, ()))[0], body.get("env")
+        if inherited and isinstance(inherited, dict) and isinstance(own, dict):
+            # located in defaults:, though merged into the job's env
+            draft.env_defaults = frozenset(inherited).difference(own)
         needs = draft.fields.pop("needs", None)
         if needs is not None:
             names, draft.needs_path = needs

@@ -162,7 +162,8 @@ def _texts(draft: Draft) -> Iterator[tuple[PathKey, str]]:
     if env is not None and isinstance(env[0], dict):
         for key, value in env[0].items():
             if isinstance(value, str) and OPEN in value:
-                yield (*env[1], key), value
+                inherited = key in draft.env_defaults
+                yield ("defaults", "env", key) if inherited else (*env[1], key), value
 
 
 def _array_size(draft: Draft) -> int | None:

@@ -156,3 +156,14 @@ def test_references_that_are_fine(tmp_path: Path) -> None:
         base_dir=tmp_path,
     )
     assert wf.jobs["c"].env == {"E": "${{ jobs.s[0].outputs.v }}"}  # resolved at launch
+
+
+def test_a_default_env_value_is_located_in_defaults_even_when_merged(tmp_path: Path) -> None:
+    found = problems(
+        "defaults:\n"
+        "  env: {D: '${{ jobs.nope.outputs.d }}'}\n"
+        "jobs:\n"
+        "  a: {run: 'true', env: {OWN: '1'}}\n",
+        tmp_path,
+    )
+    assert [(p.line, p.column, p.code) for p in found] == [(2, 12, "unknown-job")], found
