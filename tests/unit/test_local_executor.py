@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -73,3 +74,15 @@ async def test_a_burst_of_launches_lets_the_loop_go_round_between_slices(
     counter.cancel()
     assert len(set(launched_in)) == 4  # one launch per round of the loop
     assert [await finish(a) for a in attempts] == [(0, b"")] * 4
+
+
+async def test_adopting_an_ended_attempt_gives_its_exit_file_s_time(
+    tmp_path: Path, executor: LocalExecutor
+) -> None:
+    first = await executor.launch(request(tmp_path, "j", "exit 4"))
+    await finish(first)
+    exit_file = first.run_dir / "exit"
+    os.utime(exit_file, (1_700_000_000.0, 1_700_000_000.0))  # it ended long ago
+    adopted = await executor.adopt(first.handle)
+    status = await adopted.exited
+    assert (status.exit_code, status.ended) == (4, 1_700_000_000.0)
