@@ -16,12 +16,12 @@ from pydantic import BaseModel, ConfigDict
 
 from ccd import __version__, retention
 from ccd.api.deps import ServicesDep
-from ccd.api.models import Health, Stopping
+from ccd.api.models import ERRORS, Health, Stopping
 from ccd.api.services import EngineControl
 from ccd.errors import CcdError
 from ccd.spec.durations import parse_age
 
-router = APIRouter()
+router = APIRouter(responses=ERRORS)
 
 
 class GcRequest(BaseModel):

@@ -13,10 +13,11 @@ from typing import Any
 from fastapi import APIRouter
 
 from ccd.api.deps import ServicesDep
+from ccd.api.models import ERRORS
 from ccd.errors import NotFound
 from ccd.executors.base import LaunchError
 
-router = APIRouter()
+router = APIRouter(responses=ERRORS)
 
 
 @router.get("/v1/hosts")

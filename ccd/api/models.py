@@ -88,3 +88,27 @@ class WorkflowStatus(WorkflowSummary):
     job_fields: list[str] | None = Field(default=None)
     #: jobs in file order: objects, or (with `rows`) arrays of `job_fields`
     jobs: list[dict[str, Any] | list[Any]]
+
+
+class ProblemOut(BaseModel):
+    """One problem in a workflow file (`ccd.errors.Problem`)."""
+
+    file: str
+    #: 1-based; 0 when the problem has no position
+    line: int
+    column: int
+    #: short stable identifier, e.g. ``unknown-key``
+    code: str
+    message: str
+
+
+class ErrorBody(BaseModel):
+    """Every error's body: 400 bad request, 404 not found, 409 conflict, 422 invalid
+    workflow (with every problem found)."""
+
+    error: str
+    problems: list[ProblemOut] | None = None
+
+
+#: the routers' error answers, declared once (the app's handlers shape them: ccd.api.app)
+ERRORS: dict[int | str, dict[str, Any]] = {"4XX": {"model": ErrorBody}}

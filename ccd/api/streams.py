@@ -15,19 +15,20 @@ import os
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response, StreamingResponse
 
 from ccd.api.deps import ServicesDep, find_job, find_workflow
+from ccd.api.models import ERRORS
 from ccd.api.services import LogWatch, Services
 from ccd.errors import Conflict, NotFound
 from ccd.executors.wrapper import EXIT, LOG, attempt_dir
 from ccd.states import JobState
 from ccd.store import Store
 
-router = APIRouter()
+router = APIRouter(responses=ERRORS)
 
 #: an idle stream sends an empty line this often, so dead clients are noticed
 HEARTBEAT = 15.0
@@ -41,8 +42,20 @@ LOG_STORE_CHECK = 0.25
 #: events read from the store per query (and sent per write)
 EVENT_BATCH = 1000
 
+#: what the streams send, for the OpenAPI document (they build their bodies themselves)
+_TEXT = {"schema": {"type": "string"}}
+_LOG: dict[int | str, dict[str, Any]] = {
+    200: {"description": "the attempt's log", "content": {"text/plain": _TEXT}}
+}
+_EVENT_LINES: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "events, one JSON object a line (as Server-Sent Events if asked)",
+        "content": {"application/x-ndjson": _TEXT, "text/event-stream": _TEXT},
+    }
+}
 
-@router.get("/v1/workflows/{ref}/jobs/{job}/log")
+
+@router.get("/v1/workflows/{ref}/jobs/{job}/log", response_class=StreamingResponse, responses=_LOG)
 async def job_log(
     ref: str,
     job: str,
@@ -67,7 +80,7 @@ async def job_log(
     return StreamingResponse(stream, media_type="text/plain; charset=utf-8")
 
 
-@router.get("/v1/workflows/{ref}/events")
+@router.get("/v1/workflows/{ref}/events", response_class=StreamingResponse, responses=_EVENT_LINES)
 async def workflow_events(
     ref: str,
     request: Request,
@@ -82,7 +95,7 @@ async def workflow_events(
     return StreamingResponse(stream, media_type=media)
 
 
-@router.get("/v1/events")
+@router.get("/v1/events", response_class=StreamingResponse, responses=_EVENT_LINES)
 async def all_events(
     services: ServicesDep, since: Annotated[int, Query(ge=0)] = 0, follow: bool = False
 ) -> Response:

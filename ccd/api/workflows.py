@@ -17,6 +17,7 @@ from fastapi.responses import Response
 
 from ccd.api.deps import ServicesDep, find_job, find_workflow
 from ccd.api.models import (
+    ERRORS,
     YAML_BODY,
     Cancelled,
     Retried,
@@ -33,7 +34,7 @@ from ccd.spec.model import Workflow
 from ccd.spec.validate import load_workflow_text
 from ccd.store.reads import JOB_FIELDS
 
-router = APIRouter()
+router = APIRouter(responses=ERRORS)
 
 #: the largest workflow file the API accepts
 MAX_BODY = 32 * 1024 * 1024

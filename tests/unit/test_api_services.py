@@ -171,6 +171,17 @@ async def test_the_openapi_document_declares_bodies_and_answers(
     for method, path, status in JSON_ANSWERS:
         schema = paths[path][method]["responses"][status]["content"]["application/json"]["schema"]
         assert schema.get("$ref") or schema.get("type") == "array", (method, path, schema)
+    # errors are {"error": ...} (a 400, not FastAPI's 422, for a bad parameter)
+    for path, methods in paths.items():
+        for method, operation in methods.items():
+            answers = operation["responses"]
+            assert "422" not in answers, (method, path)
+            error = answers["4XX"]["content"]["application/json"]["schema"]
+            assert error == {"$ref": "#/components/schemas/ErrorBody"}, (method, path)
+    log = paths["/v1/workflows/{ref}/jobs/{job}/log"]["get"]["responses"]["200"]["content"]
+    assert list(log) == ["text/plain"]
+    events = paths["/v1/events"]["get"]["responses"]["200"]["content"]
+    assert list(events) == ["application/x-ndjson", "text/event-stream"]
 
 
 async def test_a_workflow_uploaded_as_the_document_says_is_submitted(
