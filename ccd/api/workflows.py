@@ -26,7 +26,6 @@ from ccd.api.models import (
     WorkflowStatus,
     WorkflowSummary,
 )
-from ccd.api.sourceless import load_without_source
 from ccd.config import DaemonConfig
 from ccd.errors import CcdError
 from ccd.heap import gc_paused
@@ -48,7 +47,10 @@ async def read_spec(request: Request, source: str | None, config: DaemonConfig) 
     hosts = config.known_hosts()
     # validation is CPU work that grows with the file: keep it off the loop
     if not source:
-        return await asyncio.to_thread(load_without_source, body, hosts)
+        # no file, so no directory for relative paths: the loader refuses them
+        return await asyncio.to_thread(
+            load_workflow_text, body, source="<request>", base_dir=None, known_hosts=hosts
+        )
     path = Path(source)
     if not path.is_absolute():
         raise CcdError(

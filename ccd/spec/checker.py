@@ -20,7 +20,7 @@ from typing import Any, Final
 from ccd.errors import Problem, SpecError
 from ccd.spec import cloudmesh
 from ccd.spec.build import Draft, build_jobs
-from ccd.spec.fields import FIELD_CHECKS, Bad, FieldContext
+from ccd.spec.fields import FIELD_CHECKS, NO_BASE_HINT, Bad, FieldContext
 from ccd.spec.graph import graph_problems
 from ccd.spec.hints import Suggestions, show, what
 from ccd.spec.model import JOB_NAME_PATTERN, ExecutorKind, Workflow
@@ -58,7 +58,7 @@ class Checker:
     def __init__(
         self,
         source: str,
-        base_dir: Path,
+        base_dir: Path | None,
         known_hosts: Collection[str],
         positions: PositionLookup,
     ) -> None:
@@ -335,10 +335,17 @@ class Checker:
         remote = host != LOCALHOST
         workdir_field = draft.fields.get("workdir")
         if workdir_field is None:
-            # a remote job starts in its home directory, as `ssh host cmd` does
-            workdir = "~" if remote else str(self.base_dir)
+            # a remote job starts in its home directory, as `ssh host cmd` does, and
+            # so does a local one of a workflow that came without its file's path
+            workdir = "~" if remote or self.base_dir is None else str(self.base_dir)
         else:
             workdir = str(workdir_field[0])
+            if not remote and self.base_dir is None and not workdir.startswith(("/", "~")):
+                self.report(
+                    workdir_field[1],
+                    "relative-path",
+                    f"job {draft.name!r}: workdir {workdir!r} is relative; {NO_BASE_HINT}",
+                )
         draft.fields["workdir"] = (self._absolute(workdir, remote=remote), ())
 
     def _absolute(self, path: str, *, remote: bool) -> str:
@@ -357,7 +364,8 @@ class Checker:
             return "~/" + os.path.normpath(path)
         if path.startswith("~"):
             path = os.path.expanduser(path)
-        return os.path.normpath(os.path.join(self.base_dir, path))
+        # (a relative path without a base directory was reported; "/" only keeps it a path)
+        return os.path.normpath(os.path.join(self.base_dir or "/", path))
 
 
 def finish(problems: list[Problem], source: str) -> list[Problem]:

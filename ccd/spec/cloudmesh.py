@@ -108,7 +108,7 @@ def is_cloudmesh(data: dict[Any, Any]) -> bool:
     return "jobs" not in data and ("workflow" in data or "cloudmesh" in data)
 
 
-def convert(data: dict[Any, Any], positions: PositionLookup, *, base_dir: Path) -> Converted:
+def convert(data: dict[Any, Any], positions: PositionLookup, *, base_dir: Path | None) -> Converted:
     """Convert a cloudmesh-cc workflow (see the module docstring)."""
     return _Converter(positions, base_dir).run(data)
 
@@ -136,7 +136,7 @@ class RemappedPositions:
 
 
 class _Converter:
-    def __init__(self, positions: PositionLookup, base_dir: Path) -> None:
+    def __init__(self, positions: PositionLookup, base_dir: Path | None) -> None:
         self.positions = RemappedPositions(positions)
         self.base_dir = base_dir
         self.problems: list[Report] = []
@@ -316,6 +316,8 @@ class _Converter:
             self.commandless.add(name)
 
     def _exists(self, relative: str) -> bool:
+        if self.base_dir is None:  # no file, so nothing is next to it
+            return False
         path = os.path.join(self.base_dir, os.path.expanduser(relative))
         return os.path.isfile(path)
 

@@ -44,13 +44,21 @@ class Bad(Exception):
 class FieldContext:
     """What checks need beyond the value: where the file is and what exists."""
 
-    #: relative paths in the file are relative to this directory
-    base_dir: Path
+    #: relative paths in the file are relative to this directory; None: the text came
+    #: without its file's path, and a relative path has nothing to be relative to
+    base_dir: Path | None
     known_hosts: frozenset[str]
     suggest: Suggestions
 
 
 FieldCheck = Callable[[object, FieldContext], object]
+
+#: what a relative path in a workflow without its file's path is told to do
+NO_BASE_HINT = (
+    "the workflow came without the path of its file, so relative paths have no "
+    "directory: submit it with ccctl submit (or ?source=/abs/path/of/wf.yaml) or "
+    "give an absolute path"
+)
 
 
 def _run(value: object, context: FieldContext) -> str:
@@ -70,7 +78,10 @@ def _script(value: object, context: FieldContext) -> str:
     text = _text(value, "script", "a file path")
     if not text.strip():
         raise Bad("bad-value", "script is empty; give the path of a script file")
-    path = os.path.normpath(os.path.join(context.base_dir, os.path.expanduser(text)))
+    path = os.path.expanduser(text)
+    if context.base_dir is None and not os.path.isabs(path):
+        raise Bad("relative-path", f"script {text!r} is relative; {NO_BASE_HINT}")
+    path = os.path.normpath(os.path.join(context.base_dir or "/", path))
     if os.path.isdir(path):
         raise Bad("script-not-found", f"script {text!r} is a directory ({path}); give a file")
     if not os.path.isfile(path):

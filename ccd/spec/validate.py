@@ -70,12 +70,18 @@ def load_workflow_text(
     text: str | bytes,
     *,
     source: str = "<string>",
-    base_dir: str | os.PathLike[str],
+    base_dir: str | os.PathLike[str] | None,
     known_hosts: Collection[str] = (LOCALHOST,),
 ) -> Workflow:
-    """Validate workflow `text`; relative paths in it are relative to `base_dir`."""
+    """Validate workflow `text`; relative paths in it are relative to `base_dir`.
+
+    `base_dir` None: the text came without the path of its file (an API submit
+    without ``?source=``), so a relative script or local workdir is a problem
+    instead of being read from whatever directory the daemon runs in.
+    """
     default_name = "workflow" if source.startswith("<") else Path(source).stem
-    return _load(text, source, Path(os.path.abspath(base_dir)), known_hosts, default_name)
+    base = None if base_dir is None else Path(os.path.abspath(base_dir))
+    return _load(text, source, base, known_hosts, default_name)
 
 
 def _no_position(source: str, code: str, message: str) -> SpecError:
@@ -85,7 +91,7 @@ def _no_position(source: str, code: str, message: str) -> SpecError:
 def _load(
     text: str | bytes,
     source: str,
-    base_dir: Path,
+    base_dir: Path | None,
     known_hosts: Collection[str],
     default_name: str,
 ) -> Workflow:

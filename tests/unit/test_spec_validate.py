@@ -686,3 +686,29 @@ def test_loading_leaves_no_cyclic_garbage(tmp_path: Path) -> None:
         assert gc.collect() == 0
     finally:
         gc.enable()
+
+
+def test_without_a_base_directory_relative_paths_are_problems_at_their_place(
+    tmp_path: Path,
+) -> None:
+    """A workflow that came without its file's path (an API submit without ?source=)."""
+    script = tmp_path / "train.py"
+    script.write_text("print(1)\n")
+    text = (
+        "name: w\n"
+        "jobs:\n"
+        "  a: {script: train.py}\n"
+        "  b: {run: 'true', workdir: data}\n"
+        f"  c: {{script: {script}, workdir: /tmp}}\n"
+        "  d: {run: 'true', host: lab, workdir: data}\n"
+        "  e: {run: 'true'}\n"
+    )
+    with pytest.raises(SpecError) as caught:
+        load_workflow_text(text, source="<request>", base_dir=None, known_hosts=["lab"])
+    found = [(p.line, p.column, p.code) for p in caught.value.problems]
+    assert found == [(3, 15, "relative-path"), (4, 29, "relative-path")]
+    assert all("?source=" in p.message for p in caught.value.problems)
+    fine = "\n".join(line for line in text.splitlines() if "data" not in line and "a:" not in line)
+    jobs = load_workflow_text(fine, source="<request>", base_dir=None, known_hosts=["lab"]).jobs
+    assert jobs["c"].script == str(script)
+    assert jobs["e"].workdir == str(Path.home())  # a local job without a file starts at home
