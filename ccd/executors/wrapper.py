@@ -27,6 +27,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import PurePath
 from typing import TypeVar
 
+from ccd.spec.model import RUN_WORKDIR
+
 WRAPPER = "wrapper.sh"
 PID = "pid"
 LOG = "log"
@@ -58,8 +60,11 @@ def render_wrapper(
     command: str,
     setup: Sequence[str] = (),
 ) -> str:
-    """The wrapper script; `setup` lines (e.g. ``module load``) run before the job."""
+    """The wrapper script; `setup` lines (e.g. ``module load``) run before the job.
+
+    `workdir` RUN_WORKDIR (``workdir: run``) starts the job in its run directory."""
     d = shlex.quote(run_dir)
+    cd = '"$d"' if workdir == RUN_WORKDIR else shell_path(workdir)
     exports = "".join(f"export {name}={shlex.quote(value)}\n" for name, value in env.items())
     setup_lines = "".join(f"{line}\n" for line in setup)
     return f"""#!/bin/sh
@@ -68,11 +73,11 @@ d={d}
 echo $$ > "$d/{PID}"
 {exports}ccd_command={shlex.quote(command)}
 trap 'ccd_signalled=1' TERM INT HUP
-{setup_lines}if cd {shell_path(workdir)}; then
+{setup_lines}if cd {cd}; then
   ( eval "$ccd_command" ) >> "$d/{LOG}" 2>&1 < /dev/null
   rc=$?
 else
-  echo "ccd: cannot enter the job's workdir "{shell_path(workdir)} >> "$d/{LOG}"
+  echo "ccd: cannot enter the job's workdir "{cd} >> "$d/{LOG}"
   rc=127
 fi
 echo "$rc" > "$d/{EXIT}"

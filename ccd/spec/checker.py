@@ -23,7 +23,7 @@ from ccd.spec.build import Draft, build_jobs
 from ccd.spec.fields import FIELD_CHECKS, NO_BASE_HINT, Bad, FieldContext
 from ccd.spec.graph import graph_problems
 from ccd.spec.hints import Suggestions, show, what
-from ccd.spec.model import JOB_NAME_PATTERN, ExecutorKind, Workflow
+from ccd.spec.model import JOB_NAME_PATTERN, RUN_WORKDIR, ExecutorKind, Workflow
 from ccd.spec.positions import PathKey, PositionLookup, Report, path_part
 from ccd.spec.references import reference_problems
 
@@ -338,6 +338,9 @@ class Checker:
             # a remote job starts in its home directory, as `ssh host cmd` does, and
             # so does a local one of a workflow that came without its file's path
             workdir = "~" if remote or self.base_dir is None else str(self.base_dir)
+        elif workdir_field[0] == RUN_WORKDIR:
+            draft.fields["workdir"] = (RUN_WORKDIR, ())  # the run directory, on any host
+            return
         else:
             workdir = str(workdir_field[0])
             if not remote and self.base_dir is None and not workdir.startswith(("/", "~")):

@@ -213,7 +213,11 @@ def _env(value: object, context: FieldContext) -> dict[str, str]:
 def _workdir(value: object, context: FieldContext) -> str:
     text = _text(value, "workdir", "a directory path")
     if not text.strip():
-        raise Bad("bad-value", "workdir is empty; leave it out to use the workflow's directory")
+        raise Bad(
+            "bad-value",
+            "workdir is empty; leave it out to use the workflow's directory, or write "
+            "workdir: run for the attempt's own run directory",
+        )
     return text
 
 

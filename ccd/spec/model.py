@@ -32,6 +32,11 @@ KNOWN_RESOURCES = frozenset(
 )  # fmt: skip
 
 
+#: ``workdir: run``: a job starts in its attempt's own run directory (``$CCD_RUN_DIR``),
+#: so the elements of an array, and the attempts of a retry, never share files
+RUN_WORKDIR = "run"
+
+
 class ExecutorKind(StrEnum):
     LOCAL = "local"
     SSH = "ssh"
@@ -78,7 +83,8 @@ class Job(BaseModel):
     #: seconds; None means no limit
     timeout: float | None = None
     env: dict[str, str] = Field(default_factory=dict)
-    #: absolute working directory; defaults to the workflow file's directory
+    #: absolute working directory (defaults to the workflow file's directory), or
+    #: RUN_WORKDIR: the attempt's own run directory, made fresh for each attempt
     workdir: str
     #: regex whose named group ``progress`` (or first group) is a percentage
     progress_regex: str | None = None

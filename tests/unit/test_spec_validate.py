@@ -712,3 +712,19 @@ def test_without_a_base_directory_relative_paths_are_problems_at_their_place(
     jobs = load_workflow_text(fine, source="<request>", base_dir=None, known_hosts=["lab"]).jobs
     assert jobs["c"].script == str(script)
     assert jobs["e"].workdir == str(Path.home())  # a local job without a file starts at home
+
+
+def test_workdir_run_is_the_attempts_run_directory_on_any_host(tmp_path: Path) -> None:
+    text = (
+        "name: w\njobs:\n"
+        "  a: {run: 'true', workdir: run}\n"
+        "  b: {run: 'true', host: lab, workdir: run}\n"
+    )
+    jobs = load_workflow_text(text, base_dir=tmp_path, known_hosts=["lab"]).jobs
+    assert (jobs["a"].workdir, jobs["b"].workdir) == ("run", "run")
+    # it needs no base directory: a workflow without its file's path may use it
+    jobs = load_workflow_text(text, base_dir=None, known_hosts=["lab"]).jobs
+    assert (jobs["a"].workdir, jobs["b"].workdir) == ("run", "run")
+    # a directory called run next to the file is still reachable as a path
+    other = "name: w\njobs:\n  c: {run: 'true', workdir: ./run}\n"
+    assert load_workflow_text(other, base_dir=tmp_path).jobs["c"].workdir == str(tmp_path / "run")

@@ -6,6 +6,7 @@ import subprocess
 from pathlib import Path
 
 from ccd.executors.wrapper import parse_exit_file, render_wrapper
+from ccd.spec.model import RUN_WORKDIR
 
 
 def run_wrapper(
@@ -52,3 +53,12 @@ def test_command_text_is_not_interpreted_by_the_wrapper(tmp_path: Path) -> None:
     run_dir = run_wrapper(tmp_path, "echo 'it''s' \"$((1+1))\"; exit 0")
     assert (run_dir / "log").read_text() == "its 2\n"
     assert (run_dir / "exit").read_text() == "0\n"
+
+
+def test_workdir_run_starts_the_job_in_its_run_directory() -> None:
+    text = render_wrapper(run_dir="/r/w/j/1", workdir=RUN_WORKDIR, env={}, command="true")
+    assert 'if cd "$d"; then' in text
+    # a directory that happens to be called run is still a path
+    assert "if cd /x/run; then" in render_wrapper(
+        run_dir="/r/w/j/1", workdir="/x/run", env={}, command="true"
+    )
