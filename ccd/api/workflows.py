@@ -28,6 +28,7 @@ from ccd.api.models import (
 )
 from ccd.config import DaemonConfig
 from ccd.errors import CcdError
+from ccd.executors.wrapper import LOG, attempt_dir
 from ccd.heap import gc_paused
 from ccd.spec.model import Workflow
 from ccd.spec.validate import load_workflow_text
@@ -121,6 +122,28 @@ async def show(
         row["job_fields"] = wanted
     body = json.dumps(row)[:-1] + ', "jobs": ' + jobs + "}"
     return Response(body.encode(), media_type="application/json")
+
+
+@router.get("/v1/workflows/{ref}/jobs/{job}")
+async def show_job(ref: str, job: str, services: ServicesDep) -> dict[str, Any]:
+    """One job: its row as in the status, its working directory (``run``: the
+    attempt's run directory), the current attempt's run directory on the host where
+    it runs, and the local file that holds its log (what ``ccctl logs`` reads)."""
+    store = services.store
+    workflow_id = (await find_workflow(store, ref))["id"]
+    row = await find_job(store, workflow_id, job)
+    spec = await store.get_job_spec(workflow_id, job) or {}
+    local = None
+    if row["attempt"]:
+        local = attempt_dir(services.config.runs_dir, workflow_id, job, row["attempt"])
+    handle = row["handle"] or {}
+    run_dir = handle.get("run_dir") or (None if local is None else str(local))
+    return {
+        **row,
+        "workdir": spec.get("workdir"),
+        "run_dir": run_dir,
+        "log": None if local is None else str(local / LOG),
+    }
 
 
 def _job_fields(fields: str | None) -> list[str] | None:

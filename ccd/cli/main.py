@@ -110,8 +110,18 @@ def list_workflows(
 
 
 @app.command()
-def status(wf: WfArg, as_json: JsonOpt = False) -> None:
-    """Show a workflow and the state of each of its jobs."""
+def status(
+    wf: WfArg,
+    job: Annotated[
+        str | None,
+        typer.Argument(help="Show this job alone: its reason, directories, log file, outputs."),
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Show a workflow and the state of each of its jobs, or one job in detail."""
+    if job is not None:
+        quick.show_job(wf, job, as_json)
+        return
     quick.show_status(wf, as_json)  # also reached without typer: see ccd.cli.fast
 
 

@@ -63,3 +63,14 @@ def show_status(ref: str, as_json: bool) -> None:
     colour = tty and "NO_COLOR" not in os.environ and os.environ.get("TERM") != "dumb"
     width = shutil.get_terminal_size().columns if tty else None
     sys.stdout.write(status_text(data, width=width, colour=colour))
+
+
+def show_job(ref: str, job: str, as_json: bool) -> None:
+    """`ccctl status WF JOB`: one job, with where its files are."""
+    data = _get(path_of("workflows", ref, "jobs", job))
+    if as_json:
+        _print_json(data)
+        return
+    from ccd.cli.tables import job_text
+
+    sys.stdout.write(job_text(data))

@@ -221,3 +221,31 @@ def status_text(
         ansi(text, tint) if colour and tint else text for text, tint in summary_parts(status)
     )
     return summary + "\n" + "\n".join(lines) + "\n"
+
+
+def job_text(job: Mapping[str, Any], now: float | None = None) -> str:
+    """`ccctl status WF JOB`: one job as labelled lines (empty facts left out)."""
+    now = time.time() if now is None else now
+    workdir = job.get("workdir")
+    if workdir == "run":  # RUN_WORKDIR: the attempt's own run directory
+        workdir = f"run ({job['run_dir']})" if job.get("run_dir") else "run (its run directory)"
+    progress = " ".join(
+        p for p in (format_percent(job.get("progress")), one_line(job.get("message") or "")) if p
+    )
+    outputs = ", ".join(f"{k}={one_line(v, 80)}" for k, v in (job.get("outputs") or {}).items())
+    facts = [
+        ("state", f"{job.get('state')} (attempt {job.get('attempt') or 0})"),
+        ("exit code", "" if job.get("exit_code") is None else str(job["exit_code"])),
+        ("reason", one_line(job.get("reason") or "")),
+        ("host", f"{job.get('host')} ({job.get('executor')})"),
+        ("workdir", workdir or ""),
+        ("run dir", job.get("run_dir") or ""),
+        ("log", job.get("log") or ""),
+        ("started", format_when(job.get("started"))),
+        ("elapsed", format_duration(elapsed(job, now))),
+        ("progress", progress),
+        ("outputs", outputs),
+    ]
+    lines = [one_line(job.get("name", "?"))]
+    lines += [f"  {label:<10} {value}" for label, value in facts if value]
+    return "\n".join(lines) + "\n"

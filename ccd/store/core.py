@@ -354,6 +354,9 @@ class Store:
         """Workflows still running (e.g. when the daemon stopped), spec decoded."""
         return await reads.unfinished_workflows(self._read_db)
 
+    async def get_job_spec(self, workflow_id: str, name: str) -> dict[str, Any] | None:
+        return await reads.get_job_spec(self._read_db, workflow_id, name)
+
     async def get_spec(self, workflow_id: str) -> dict[str, Any] | None:
         return await reads.get_spec(self._read_db, workflow_id)
 
