@@ -50,7 +50,11 @@ def script_command(
         return (
             "command -v papermill >/dev/null 2>&1 || { echo 'ccd: notebooks run with papermill, "
             "which is not installed on this host: pip install papermill' >&2; exit 127; }\n"
-            f'exec papermill {script} "$CCD_RUN_DIR/output.ipynb"{args}'
+            # --log-output: each cell's output goes to the job's log as it is printed,
+            # so a cell's markers and outputs are seen like any job's (papermill keeps
+            # them only in the output notebook otherwise); no progress bar in the log
+            f"exec papermill --log-output --no-progress-bar {script}"
+            f' "$CCD_RUN_DIR/output.ipynb"{args}'
         )
     return f"exec {script}{args}"
 

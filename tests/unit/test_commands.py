@@ -70,7 +70,10 @@ def test_script_command_quotes(script: str, expected: str) -> None:
 def test_notebook_needs_papermill_with_a_clear_message() -> None:
     command = script_command(job(script="/w/n.ipynb"))
     assert "pip install papermill" in command
-    assert 'exec papermill "$CCD_SCRIPT" "$CCD_RUN_DIR/output.ipynb"' in command
+    assert (
+        'exec papermill --log-output --no-progress-bar "$CCD_SCRIPT" "$CCD_RUN_DIR/output.ipynb"'
+        in command
+    )
 
 
 # --- array elements and the whole array ----------------------------------------------
