@@ -13,7 +13,7 @@ import contextlib
 import os
 import signal
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -229,9 +229,11 @@ class _LaunchSlices:
 
 
 class LocalExecutor:
-    def __init__(self, runs_root: Path, watcher: FileWatcher) -> None:
+    def __init__(self, runs_root: Path, watcher: FileWatcher, setup: Sequence[str] = ()) -> None:
         self.runs_root = runs_root
         self._watcher = watcher
+        #: ``hosts.localhost.setup``: lines every local job's wrapper runs first
+        self._setup = tuple(setup)
         # the daemon's environment, converted once rather than at every spawn
         self._env = dict(os.environ)
         self._slices = _LaunchSlices()
@@ -246,7 +248,11 @@ class LocalExecutor:
         if job.script is not None:
             env["CCD_SCRIPT"] = job.script
         script = render_wrapper(
-            run_dir=str(run_dir), workdir=job.workdir, env=env, command=request.command
+            run_dir=str(run_dir),
+            workdir=job.workdir,
+            env=env,
+            command=request.command,
+            setup=self._setup,
         )
         # In the loop's thread: from a worker thread, each of these system calls
         # handed the GIL back and forth with the loop (~120 futex calls per job
