@@ -50,6 +50,7 @@ async def health(services: ServicesDep) -> dict[str, Any]:
         "pid": os.getpid(),
         "uptime": time.time() - services.started,
         "state_dir": str(services.config.state_dir),
+        "job_path": os.environ.get("PATH", ""),
     }
 
 

@@ -33,6 +33,8 @@ class Health(BaseModel):
     #: seconds since the daemon started
     uptime: float
     state_dir: str
+    #: the PATH local jobs start with (the daemon's own)
+    job_path: str
 
 
 class Stopping(BaseModel):

@@ -12,7 +12,7 @@ import json
 import os
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlencode
@@ -136,7 +136,12 @@ def start_daemon(client: Client) -> int:
     command = [sys.executable, "-m", "ccd.daemon.main", "run", "--socket", str(client.socket_path)]
     with log_path.open("ab") as log:
         proc = subprocess.Popen(
-            command, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True
+            command,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=log,
+            start_new_session=True,
+            env=daemon_environment(os.environ, sys.executable),
         )
     deadline = time.monotonic() + AUTOSTART_TIMEOUT
     while time.monotonic() < deadline:
@@ -152,6 +157,19 @@ def start_daemon(client: Client) -> int:
         f"started the ccd daemon (pid {proc.pid}) but it did not answer within "
         f"{AUTOSTART_TIMEOUT:g}s; see {log_path}"
     )
+
+
+def daemon_environment(environ: Mapping[str, str], python: str) -> dict[str, str]:
+    """The environment an autostarted daemon (and so its jobs) gets: this one, with the
+    directory of the interpreter running ccctl first on PATH.  A ccctl run as
+    ``.venv/bin/ccctl`` without activating the venv then gives jobs the venv's
+    ``python3``, ``papermill`` and other tools, as an activated shell would."""
+    env = dict(environ)
+    bin_dir = os.path.dirname(python)
+    entries = [entry for entry in env.get("PATH", "").split(os.pathsep) if entry]
+    if bin_dir and entries[:1] != [bin_dir]:
+        env["PATH"] = os.pathsep.join([bin_dir, *(e for e in entries if e != bin_dir)])
+    return env
 
 
 def _tail(path: Path, lines: int = 15) -> str:

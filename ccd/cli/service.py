@@ -163,6 +163,7 @@ def daemon_status(as_json: JsonOpt = False) -> None:
         f"ccd {health['version']} running, pid {health['pid']}, up {health['uptime']:.0f}s, "
         f"socket {c.socket_path}, state {health['state_dir']}"
     )
+    print(f"jobs start with PATH={health.get('job_path', '')}")
 
 
 def _alive(pid: int) -> bool:

@@ -13,6 +13,8 @@ from __future__ import annotations
 import itertools
 import json
 import re
+import subprocess
+import sys
 import textwrap
 import time
 from pathlib import Path
@@ -693,3 +695,30 @@ def test_daemon_start_status_stop_round_trip(ccctl: Ccctl, no_daemon_left: Path)
     after, stop_again = ccctl.many([["daemon", "status"], ["daemon", "stop"]])
     assert after.code == 3 and "not running" in after.out, str(after)
     assert (stop_again.code, stop_again.out.strip()) == (0, "ccd is not running")
+
+
+def test_autostart_from_an_unactivated_venv_gives_jobs_its_bin(
+    ccctl: Ccctl, no_daemon_left: Path, tmp_path: Path
+) -> None:
+    """`.venv/bin/ccctl` without `source .venv/bin/activate`: jobs still find the venv's
+    tools, and `ccctl daemon status` says which PATH they start with."""
+    venv = tmp_path / "venv"
+    subprocess.run(
+        [sys.executable, "-m", "venv", "--system-site-packages", "--without-pip", str(venv)],
+        check=True,
+        timeout=DEADLINE,
+    )
+    python = str(venv / "bin" / "python")
+    env = ccctl.environ(CCD_NO_AUTOSTART=None, PATH="/usr/bin:/bin")
+    (ccctl.cwd / "wf.yaml").write_text("name: venv\njobs:\n  which: {run: 'command -v python'}\n")
+    submitted = subprocess.run(
+        [python, "-m", "ccd.cli", "submit", "wf.yaml", "--watch"],
+        env=env, cwd=ccctl.cwd, capture_output=True, text=True, timeout=DEADLINE,
+    )  # fmt: skip
+    assert submitted.returncode == 0, submitted.stderr
+    status = ccctl("daemon", "status", "--json", env=env)
+    assert status.json()["job_path"] == f"{venv / 'bin'}:/usr/bin:/bin"
+    assert "jobs start with PATH=" + str(venv / "bin") in ccctl("daemon", "status", env=env).out
+    log = ccctl("logs", "venv", "which", env=env)
+    assert log.out == python + "\n", str(log)
+    assert ccctl("daemon", "stop", env=env).code == 0

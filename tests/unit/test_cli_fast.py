@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from ccd.cli import fast, quick
+from ccd.cli.client import daemon_environment
 
 
 @pytest.mark.parametrize(
@@ -63,3 +64,19 @@ def test_ls_and_status_call_the_daemon_with_the_parsed_options(
         ("GET", "/v1/workflows", {"limit": 7}),
         ("GET", "/v1/workflows/a%2Fb", None),
     ]
+
+
+@pytest.mark.parametrize(
+    ("path", "expected"),
+    [
+        ("/usr/bin:/bin", "/v/bin:/usr/bin:/bin"),
+        ("/v/bin:/usr/bin", "/v/bin:/usr/bin"),
+        ("/usr/bin:/v/bin:/bin", "/v/bin:/usr/bin:/bin"),
+        ("", "/v/bin"),
+    ],
+)
+def test_an_autostarted_daemon_has_ccctls_interpreter_first_on_path(
+    path: str, expected: str
+) -> None:
+    env = daemon_environment({"PATH": path, "HOME": "/h"}, "/v/bin/python")
+    assert env == {"PATH": expected, "HOME": "/h"}
