@@ -47,9 +47,18 @@ def script_command(
     if job.script.endswith(".py"):
         return f"exec {shlex.quote(python)} -u {script}{args}"
     if job.script.endswith(".ipynb"):
+        # the message names what the job ran with (its PATH, its interpreter) and the
+        # command that installs papermill for exactly that interpreter
+        py = shlex.quote(python)
         return (
-            "command -v papermill >/dev/null 2>&1 || { echo 'ccd: notebooks run with papermill, "
-            "which is not installed on this host: pip install papermill' >&2; exit 127; }\n"
+            f'command -v papermill >/dev/null 2>&1 || {{ ccd_py=$(command -v {py}) || ccd_py=""\n'
+            '  echo "ccd: notebooks run with papermill, which is not on this job\'s PATH ($PATH)"'
+            " >&2\n"
+            '  if [ -n "$ccd_py" ]; then echo "ccd: its Python is $ccd_py; install it there:'
+            ' $ccd_py -m pip install papermill ipykernel" >&2\n'
+            f'  else echo "ccd: and no {py} is on it either: install papermill where this job'
+            ' finds it, or give the host its python:" >&2; fi\n'
+            "  exit 127; }\n"
             # --log-output: each cell's output goes to the job's log as it is printed,
             # so a cell's markers and outputs are seen like any job's (papermill keeps
             # them only in the output notebook otherwise); no progress bar in the log

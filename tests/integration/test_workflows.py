@@ -303,7 +303,10 @@ def test_notebook_without_papermill_fails_with_the_fix(daemon: DaemonProc, tmp_p
     )
     job = daemon.wait_final(wf)["jobs"][0]
     assert (job["state"], job["exit_code"]) == ("failed", 127)
-    assert "pip install papermill" in daemon.log_of(wf, "notebook")
+    log = daemon.log_of(wf, "notebook")
+    # what the job ran with, and the command that installs papermill for that Python
+    assert f"not on this job's PATH ({clean_path})" in log, log
+    assert "-m pip install papermill" in log or "and no python3 is on it" in log, log
 
 
 def test_oversized_output_is_refused_with_advice(daemon: DaemonProc) -> None:
