@@ -54,8 +54,26 @@ class HostConfig(BaseModel):
     #: jobs of all workflows running on this host at once
     max_jobs: int | None = Field(default=None, ge=1)
     python: str = "python3"
-    #: shell lines run before each job (e.g. ``module load ...``)
+    #: shell lines run before each job on this host, before its own ``setup:``
     setup: list[str] = Field(default_factory=list)
+    #: the software environment of every job on this host; a job's own declaration
+    #: wins (docs/environments.md): a virtualenv to activate, a conda env (name or
+    #: prefix), environment modules to load, a container image and its runtime
+    venv: str | None = None
+    conda: str | None = None
+    modules: list[str] = Field(default_factory=list)
+    container: str | None = None
+    #: the container runtime; None: the first of apptainer, singularity, podman, docker
+    #: found on the host's PATH when the job starts
+    runtime: Literal["apptainer", "singularity", "podman", "docker"] | None = None
+    #: extra arguments for the runtime (e.g. ``[--nv]`` for apptainer with GPUs)
+    container_options: list[str] = Field(default_factory=list)
+    #: what local jobs may hold at once (``resources: {gpus: 1, cpus: 4, mem: 8G}``):
+    #: GPU device ids (``[0, 1]``) or a count (ids 0..N-1), CPU cores, memory; None:
+    #: not limited (and a job that asks for GPUs gets none assigned)
+    gpus: list[str] | int | None = None
+    cpus: int | None = Field(default=None, ge=1)
+    mem: str | None = None
     #: seconds between SSH keepalives; a host is unreachable after `keepalive_count_max` misses
     keepalive_interval: float = Field(default=10.0, gt=0)
     keepalive_count_max: int = Field(default=3, ge=1)
@@ -67,6 +85,14 @@ class HostConfig(BaseModel):
     poll_interval: float = Field(default=0.5, gt=0)
     #: settings for Slurm jobs submitted on this host
     slurm: SlurmSettings = Field(default_factory=SlurmSettings)
+
+    @field_validator("gpus", mode="before")
+    @classmethod
+    def _device_ids(cls, value: Any) -> Any:
+        # `gpus: [0, 1]` is written with numbers; they are device ids, kept as text
+        if isinstance(value, list):
+            return [str(item) if isinstance(item, int) else item for item in value]
+        return value
 
 
 class DaemonConfig(BaseModel):
@@ -83,6 +109,9 @@ class DaemonConfig(BaseModel):
     hosts: dict[str, HostConfig] = Field(default_factory=dict)
     #: OpenSSH client config whose Host aliases ccd can use (default ~/.ssh/config)
     ssh_config: Path | None = None
+    #: variables set in the daemon's own environment, which every job inherits
+    #: (``ccctl daemon install`` writes them into the unit as ``Environment=`` lines)
+    environment: dict[str, str] = Field(default_factory=dict)
 
     def ssh_config_path(self) -> Path:
         return self.ssh_config or Path.home() / ".ssh" / "config"
