@@ -16,7 +16,15 @@ ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = ROOT / "ccd"
 
 #: the pure core: no processes, sockets, files or SQLite, so nothing from the edges
-CORE = ("ccd.spec", "ccd.fold", "ccd.states", "ccd.events", "ccd.markers", "ccd.logscan")
+CORE = (
+    "ccd.spec",
+    "ccd.fold",
+    "ccd.states",
+    "ccd.events",
+    "ccd.markers",
+    "ccd.logscan",
+    "ccd.expand",
+)
 EDGES = ("ccd.executors", "ccd.store", "ccd.api", "ccd.cli", "ccd.daemon", "ccd.engine")
 
 
