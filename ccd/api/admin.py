@@ -51,6 +51,7 @@ async def health(services: ServicesDep) -> dict[str, Any]:
         "uptime": time.time() - services.started,
         "state_dir": str(services.config.state_dir),
         "job_path": os.environ.get("PATH", ""),
+        "environment": list(services.config.environment),
     }
 
 

@@ -35,6 +35,8 @@ class Health(BaseModel):
     state_dir: str
     #: the PATH local jobs start with (the daemon's own)
     job_path: str
+    #: the variables the daemon config's ``environment:`` block set, by name
+    environment: list[str]
 
 
 class Stopping(BaseModel):

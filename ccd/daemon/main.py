@@ -71,12 +71,31 @@ def main(argv: list[str] | None = None) -> None:
         }
         if updates:
             config = config.model_copy(update=updates)
+        _own_environment(config.environment)
         asyncio.run(Daemon(config).run())
     except CcdError as exc:
         print(f"ccd: {exc.message}", file=sys.stderr)
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         sys.exit(130)
+
+
+def _own_environment(block: dict[str, str]) -> None:
+    """The config's ``environment:`` block into this process's environment, before
+    the executors copy it: every local job inherits it from here."""
+    from ccd.daemon.environment import apply
+
+    applied = apply(block, os.environ)
+    log = logging.getLogger("ccd.daemon")
+    if applied.stale_unit:
+        log.warning(
+            "the systemd unit's Environment= lines come from another environment: block "
+            "than the config's; applied the config's: run `ccctl daemon install` again"
+        )
+    if applied.names:
+        how = "set" if applied.changed else "already set by the unit"
+        log.info("environment: %s %s", ", ".join(applied.names), how)
+    log.info("jobs start with PATH=%s", os.environ.get("PATH", ""))
 
 
 if __name__ == "__main__":

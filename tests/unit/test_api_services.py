@@ -69,7 +69,11 @@ class FakeServices:
 
 @pytest.fixture
 async def services(tmp_path: Path) -> AsyncIterator[FakeServices]:
-    config = DaemonConfig(state_dir=tmp_path, hosts={"far": HostConfig(hostname="far.invalid")})
+    config = DaemonConfig(
+        state_dir=tmp_path,
+        hosts={"far": HostConfig(hostname="far.invalid")},
+        environment={"CCD_TEST_VAR": "hello", "PATH": "/opt/x/bin:$PATH"},
+    )
     store = await Store.open(config.database)
     try:
         yield FakeServices(store=store, config=config)
@@ -114,6 +118,8 @@ async def test_health_and_shutdown_use_the_services(
     health = (await client.get("/v1/health")).json()
     assert health["status"] == "ok" and health["state_dir"] == str(services.config.state_dir)
     assert health["uptime"] > 0
+    # the names the config's environment: block set, never their values
+    assert health["environment"] == ["CCD_TEST_VAR", "PATH"]
     reply = await client.post("/v1/shutdown")
     assert reply.status_code == 202 and services.stops == 1
 
