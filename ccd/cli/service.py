@@ -11,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from ccd.cli.client import Client, path_of, start_daemon
+from ccd.cli.client import Client, daemon_environment, path_of, start_daemon
 from ccd.cli.common import JsonOpt, client, fail, print_json
 
 daemon_app = typer.Typer(help="Start, stop and inspect the daemon.", no_args_is_help=True)
@@ -87,27 +87,61 @@ def daemon_install(
         typer.Option(help="Where to write the units (default: ~/.config/systemd/user)."),
     ] = None,
 ) -> None:
-    """Install ccd as a systemd user service (and optionally its socket)."""
-    import getpass
+    """Install ccd as a systemd user service (and optionally its socket).
+
+    The unit sets the environment jobs start with: this ccctl's interpreter
+    directory first on PATH, then the daemon config's environment: block.  Run it
+    again after changing that block: the unit is rewritten.
+    """
     import shlex
 
-    from ccd.daemon.units import SOCKET, linger, render_service
+    from ccd.config import load_config
+    from ccd.daemon.units import SOCKET, render_service, unit_variables
 
     target = (
         directory
         or Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config") / "systemd" / "user"
     )
-    target.mkdir(parents=True, exist_ok=True)
+    block = load_config().environment
+    # what an autostarted daemon gets too, so both ways of running ccd agree
+    base = daemon_environment(os.environ, sys.executable)
+    variables = unit_variables(block, base, os.environ.get("CCD_CONFIG"))
     # the interpreter that runs this ccctl: right for venvs and --user installs alike
     exec_start = f"{shlex.quote(sys.executable)} -m ccd.daemon.main run"
-    (target / "ccd.service").write_text(render_service(exec_start))
-    written = ["ccd.service"]
+    target.mkdir(parents=True, exist_ok=True)
+    units = {"ccd.service": render_service(exec_start, variables)}
     if socket_activation:
-        (target / "ccd.socket").write_text(SOCKET)
-        written.append("ccd.socket")
+        units["ccd.socket"] = SOCKET
+    changed = [name for name, text in units.items() if _write_unit(target / name, text)]
+    print(f"jobs will start with PATH={variables['PATH']}")
+    if block:
+        print(f"the daemon config's environment: sets {', '.join(block)}")
     unit = "ccd.socket" if socket_activation else "ccd.service"
-    print(f"wrote {', '.join(str(target / name) for name in written)}")
     print(f"enable it with: systemctl --user daemon-reload && systemctl --user enable --now {unit}")
+    if changed:
+        print("a running service keeps its old environment until: systemctl --user restart ccd")
+    _warn_about_linger()
+
+
+def _write_unit(path: Path, text: str) -> bool:
+    """Write one unit and say what happened; True if an existing unit changed."""
+    try:
+        before: str | None = path.read_text()
+    except FileNotFoundError:
+        before = None
+    if before == text:
+        print(f"{path} is up to date")
+        return False
+    path.write_text(text)
+    print(f"{'updated' if before is not None else 'wrote'} {path}")
+    return before is not None
+
+
+def _warn_about_linger() -> None:
+    import getpass
+
+    from ccd.daemon.units import linger
+
     user = getpass.getuser()
     state = linger(user)
     if state.enabled is False:
@@ -164,6 +198,9 @@ def daemon_status(as_json: JsonOpt = False) -> None:
         f"socket {c.socket_path}, state {health['state_dir']}"
     )
     print(f"jobs start with PATH={health.get('job_path', '')}")
+    names = health.get("environment") or []
+    if names:
+        print(f"the daemon config's environment: sets {', '.join(names)}")
 
 
 def _alive(pid: int) -> bool:

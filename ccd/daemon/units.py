@@ -7,7 +7,11 @@ templates rendered with the defaults (a test keeps them equal).
 from __future__ import annotations
 
 import subprocess
+from collections.abc import Mapping
 from dataclasses import dataclass
+
+from ccd.daemon import environment
+from ccd.errors import CcdError
 
 #: how the repository's copies start ccd (a `pip install --user` puts it there)
 DEFAULT_EXEC = "%h/.local/bin/ccd run"
@@ -32,7 +36,7 @@ TimeoutStopSec=30
 Restart=on-failure
 RestartSec=2
 Environment=PYTHONUNBUFFERED=1
-
+{environment}
 [Install]
 WantedBy=default.target
 """
@@ -54,8 +58,62 @@ WantedBy=sockets.target
 """
 
 
-def render_service(exec_start: str = DEFAULT_EXEC) -> str:
-    return SERVICE.format(exec_start=exec_start)
+ENVIRONMENT_NOTE = """\
+# The environment jobs start with: ccctl's interpreter directory first on PATH,
+# then the daemon config's environment: block, its $NAME references expanded when
+# `ccctl daemon install` wrote this (systemd expands nothing here). Edit the config
+# and run that again rather than these lines.
+"""
+
+
+def render_service(
+    exec_start: str = DEFAULT_EXEC, variables: Mapping[str, str] | None = None
+) -> str:
+    """The service unit; `variables` become its ``Environment=`` lines, in order."""
+    lines = "".join(f"Environment={assignment(k, v)}\n" for k, v in (variables or {}).items())
+    return SERVICE.format(
+        exec_start=exec_start, environment=ENVIRONMENT_NOTE + lines if lines else ""
+    )
+
+
+def unit_variables(
+    block: Mapping[str, str], base: Mapping[str, str], config: str | None = None
+) -> dict[str, str]:
+    """What the unit sets: PATH (`base`'s, or the block's value for it), the block's
+    other variables expanded against `base`, the config file the daemon must read
+    to find this same block, and the digest that tells the daemon they are set."""
+    environment.check(block)
+    resolved = environment.resolve(block, base)
+    variables = {"PATH": _each_once(resolved.pop("PATH", base.get("PATH", "")))}
+    variables.update(resolved)
+    if config is not None:
+        variables["CCD_CONFIG"] = config
+    if block:
+        variables[environment.MARKER] = environment.digest(block)
+    return variables
+
+
+def _each_once(path: str) -> str:
+    # a directory's second place on PATH never finds anything: only noise in the unit
+    return ":".join(dict.fromkeys(entry for entry in path.split(":") if entry))
+
+
+#: what systemd's unquoting (systemd.syntax(7), C-style escapes) turns back into
+#: the character; `%` is a specifier (systemd.unit(5)), `%%` a literal one
+_ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\t": "\\t", "%": "%%"}
+
+
+def assignment(name: str, value: str) -> str:
+    """``NAME=value`` as one double-quoted word of ``Environment=``: systemd unquotes
+    it, undoes the C escapes, then replaces specifiers.  ``$`` is left alone: in
+    ``Environment=`` it has no special meaning (``$$`` is for ``ExecStart=``)."""
+    refused = sorted({c for c in value if (ord(c) < 32 or ord(c) == 127) and c not in "\t\n"})
+    if refused:
+        raise CcdError(
+            f"environment: {name}'s value has control characters systemd refuses "
+            f"({', '.join(repr(c) for c in refused)}); only tab and newline are allowed"
+        )
+    return '"' + name + "=" + "".join(_ESCAPES.get(c, c) for c in value) + '"'
 
 
 @dataclass(frozen=True)

@@ -142,30 +142,98 @@ def test_repository_units_are_the_rendered_templates() -> None:
     assert (ROOT / "systemd" / "ccd.socket").read_text() == SOCKET
 
 
-def test_daemon_install_writes_units_that_verify(ccd_env: dict[str, str], tmp_path: Path) -> None:
-    target = tmp_path / "units"
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "ccd.cli",
-            "daemon",
-            "install",
-            "--socket",
-            "--directory",
-            str(target),
-        ],
-        env={**os.environ, **ccd_env},
+#: values systemd reads differently unless quoted: spaces, quotes, backslashes,
+#: specifiers (%h), a `$` (literal in Environment=), tab and newline
+HARD_ENVIRONMENT = """\
+environment:
+  CCD_TEST_VAR: hello
+  PATH: "/opt/x bin/bin:$PATH"
+  QUOTED: 'say "hi", it''s 100% %h \\ $$HOME'
+  LINES: "one\\ttab\\ntwo"
+"""
+
+
+def install(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "ccd.cli", "daemon", "install", *args],
+        env={**os.environ, **env},
         capture_output=True,
         text=True,
         timeout=60,
         check=False,
     )
+
+
+def environment_lines(unit: str) -> list[str]:
+    return [line for line in unit.splitlines() if line.startswith("Environment=")]
+
+
+def test_daemon_install_writes_units_that_verify(ccd_env: dict[str, str], tmp_path: Path) -> None:
+    config = Path(ccd_env["XDG_CONFIG_HOME"]) / "ccd" / "config.yaml"
+    config.parent.mkdir(parents=True)
+    config.write_text(HARD_ENVIRONMENT)
+    target = tmp_path / "units"
+    env = {**ccd_env, "PATH": "/usr/local/bin:/usr/bin:/bin:/usr/bin"}
+    result = install(env, "--socket", "--directory", str(target))
     assert result.returncode == 0, result.stderr
     service = (target / "ccd.service").read_text()
     assert f"ExecStart={sys.executable} -m ccd.daemon.main run" in service
     assert "ListenStream=%t/ccd/ccd.sock" in (target / "ccd.socket").read_text()
     assert "systemctl --user enable --now ccd.socket" in result.stdout
+    job_path = f"/opt/x bin/bin:{Path(sys.executable).parent}:/usr/local/bin:/usr/bin:/bin"
+    assert f"jobs will start with PATH={job_path}\n" in result.stdout
+    assert "the daemon config's environment: sets CCD_TEST_VAR, PATH, QUOTED, LINES" in (
+        result.stdout
+    )
+    lines = environment_lines(service)
+    assert lines[:5] == [
+        "Environment=PYTHONUNBUFFERED=1",
+        f'Environment="PATH={job_path}"',
+        'Environment="CCD_TEST_VAR=hello"',
+        'Environment="QUOTED=say \\"hi\\", it\'s 100%% %%h \\\\ $HOME"',
+        'Environment="LINES=one\\ttab\\ntwo"',
+    ]
+    assert lines[5].startswith('Environment="CCD_ENVIRONMENT_DIGEST=') and len(lines) == 6
     # no systemd as PID 1 here: lingering cannot be asked, and the user is told
     assert "loginctl enable-linger" in result.stderr
     verify_units(target / "ccd.socket", target / "ccd.service")
+
+
+def test_daemon_install_again_updates_the_unit_when_the_config_changed(
+    ccd_env: dict[str, str], tmp_path: Path
+) -> None:
+    config = tmp_path / "ccd.yaml"
+    config.write_text("environment:\n  CCD_TEST_VAR: hello\n")
+    target = tmp_path / "units"
+    env = {**ccd_env, "CCD_CONFIG": str(config)}
+    first = install(env, "--directory", str(target))
+    assert first.returncode == 0, first.stderr
+    assert f"wrote {target / 'ccd.service'}" in first.stdout
+    # the service reads the config the unit was written from
+    assert f'Environment="CCD_CONFIG={config}"' in (target / "ccd.service").read_text()
+
+    same = install(env, "--directory", str(target))
+    assert f"{target / 'ccd.service'} is up to date" in same.stdout, same.stdout
+    assert "restart" not in same.stdout
+
+    config.write_text("environment:\n  CCD_TEST_VAR: 'hello again'\n")
+    changed = install(env, "--directory", str(target))
+    assert changed.returncode == 0, changed.stderr
+    assert f"updated {target / 'ccd.service'}" in changed.stdout, changed.stdout
+    assert "systemctl --user restart ccd" in changed.stdout
+    service = (target / "ccd.service").read_text()
+    assert 'Environment="CCD_TEST_VAR=hello again"' in environment_lines(service)
+    verify_units(target / "ccd.service")
+
+
+def test_daemon_install_refuses_a_value_systemd_cannot_hold(
+    ccd_env: dict[str, str], tmp_path: Path
+) -> None:
+    config = tmp_path / "ccd.yaml"
+    config.write_text('environment:\n  COLOUR: "\\e[1m"\n')
+    target = tmp_path / "units"
+    result = install({**ccd_env, "CCD_CONFIG": str(config)}, "--directory", str(target))
+    assert result.returncode == 1
+    assert "COLOUR's value has control characters systemd refuses" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (target / "ccd.service").exists()
