@@ -60,14 +60,15 @@ class Client:
         try:
             response = wire.request(self.socket_path, method, target, body, headers, timeout)
         except (FileNotFoundError, ConnectionRefusedError) as exc:
-            raise DaemonUnreachable(self._unreachable(exc)) from exc
+            raise DaemonUnreachable(self.unreachable(exc)) from exc
         except OSError as exc:
-            raise _lost(exc) from exc
+            raise lost(exc) from exc
         if response.status >= 400:
-            raise _api_error(response.status, _read_all(response))
+            raise api_error(response.status, _read_all(response))
         return response
 
-    def _unreachable(self, exc: OSError) -> str:
+    def unreachable(self, exc: OSError) -> str:
+        """What to tell the user when the daemon's socket does not answer."""
         return (
             f"cannot reach the ccd daemon at {self.socket_path} ({exc.strerror or exc}).\n"
             "Start it with `ccctl daemon start` (or `ccd run` in a terminal, or "
@@ -91,13 +92,17 @@ class Client:
         path: str,
         params: dict[str, Any] | None = None,
         headers: dict[str, str] | None = None,
+        timeout: float | None = None,
     ) -> Iterator[bytes]:
-        """Yield the body of a streaming response as it arrives (no timeout)."""
-        response = self._request("GET", path, params, None, headers, None)
+        """Yield the body of a streaming response as it arrives; each read waits at
+        most `timeout` seconds (then TimeoutError), by default for ever."""
+        response = self._request("GET", path, params, None, headers, timeout)
         try:
             yield from response.chunks()
+        except TimeoutError:
+            raise  # the caller's own limit, not a lost daemon
         except OSError as exc:  # also a body cut off, e.g. the daemon died
-            raise _lost(exc) from exc
+            raise lost(exc) from exc
         finally:
             response.close()
 
@@ -123,7 +128,7 @@ class Client:
         if self.ping() is not None:
             return
         if os.environ.get("CCD_NO_AUTOSTART") == "1":
-            raise DaemonUnreachable(self._unreachable(ConnectionRefusedError("not running")))
+            raise DaemonUnreachable(self.unreachable(ConnectionRefusedError("not running")))
         start_daemon(self)
 
 
@@ -190,16 +195,18 @@ def _read_all(response: wire.Response) -> bytes:
     try:
         return response.read()
     except OSError as exc:
-        raise _lost(exc) from exc
+        raise lost(exc) from exc
     finally:
         response.close()
 
 
-def _lost(exc: OSError) -> DaemonUnreachable:
+def lost(exc: OSError) -> DaemonUnreachable:
+    """The error for a connection to the daemon that broke off."""
     return DaemonUnreachable(f"lost the connection to the ccd daemon: {exc}")
 
 
-def _api_error(status: int, data: bytes) -> ApiError:
+def api_error(status: int, data: bytes) -> ApiError:
+    """The error for the daemon's refusal `data` (its JSON ``{"error": ...}``)."""
     try:
         body = json.loads(data)
         message = body.get("error") or data.decode(errors="replace")
