@@ -3,9 +3,15 @@
 Outputs of ancestors reach a job through references (``ccd.spec.references``):
 in ``run:`` and ``args`` a reference becomes a reference to an environment
 variable holding the value, so no output can inject shell syntax into the
-job's command; in ``env:`` values the text is substituted directly (no shell is
-involved there). An array job's elements are ``NAME[0]``, ``NAME[1]``, …; a
-reference to the array as a whole is a JSON list of its elements' values.
+job's command; in ``env:`` values the value is put in as literal text. An array
+job's elements are ``NAME[0]``, ``NAME[1]``, …; a reference to the array as a
+whole is a JSON list of its elements' values.
+
+``env:`` values may use the job's own environment, ``$PATH`` or ``${HOME}``, by
+the rules of `ccd.expand`; they are expanded where the job runs (``$PATH`` of a
+remote job is its host's), so each becomes one sh word (`ccd.expand.shell_word`)
+in which those references are the only thing the shell expands; an output's
+value is never expanded.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ import shlex
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
+from ccd.expand import shell_word
 from ccd.spec.model import Job
 from ccd.spec.references import OPEN, Malformed, Reference, parse
 
@@ -71,7 +78,11 @@ def script_command(
 @dataclass(frozen=True, slots=True)
 class Resolved:
     command: str
+    #: variables with literal values (CCD_*, the parents' outputs)
     env: dict[str, str]
+    #: the job's ``env:``: each value one sh word, exported after its environment
+    #: (venv, modules, ...) is set up, so that ``$PATH`` is the job's PATH
+    exports: dict[str, str]
 
 
 def _no_elements(name: str) -> Sequence[str] | None:
@@ -117,12 +128,15 @@ class _Substitution:
             )
         return value
 
-    def text(self, text: str) -> str:
-        """`text` with each reference replaced by its value (for env: values)."""
+    def env_word(self, text: str) -> str:
+        """An ``env:`` value as one sh word: ``$NAME`` expanded, outputs literal."""
         if OPEN not in text:
-            return text
+            return shell_word(text)
         return "".join(
-            part if isinstance(part, str) else self.value(self._checked(part))[1]
+            shell_word(part)
+            if isinstance(part, str)
+            # `$$` is a literal `$`: the value is not expanded
+            else shell_word(self.value(self._checked(part))[1].replace("$", "$$"))
             for part in parse(text)
         )
 
@@ -166,12 +180,11 @@ def resolve(
         for key, value in outputs.get(parent, {}).items():
             env[output_env_name(parent, key)] = value
     substitution = _Substitution(job, outputs, is_ancestor, elements, env)
-    for name, value in job.env.items():
-        env[name] = substitution.text(value)
+    exports = {name: substitution.env_word(value) for name, value in job.env.items()}
     if job.run is not None:
         command = substitution.shell(job.run)
     else:
         command = script_command(job, python, lambda arg: substitution.shell(arg, shlex.quote))
     if OPEN in command:  # a safety net: nothing above leaves one
         raise MissingOutput(f"the command of '{job.name}' still holds '{OPEN}'")
-    return Resolved(command=command, env=env)
+    return Resolved(command=command, env=env, exports=exports)

@@ -39,3 +39,27 @@ def expand(text: str, lookup: Callable[[str], str | None]) -> str:
         return lookup(name) or ""
 
     return _REFERENCE.sub(replace, text)
+
+
+def shell_word(text: str) -> str:
+    """`text` as one double-quoted sh word that a shell expands by the same rules.
+
+    For a value that only the job's own shell can expand (``$PATH`` on a remote host
+    is that host's): the references become ``${NAME}``, everything else is escaped,
+    so the shell's parameter expansion of those names is the only thing it does.
+    """
+    words = ['"']
+    end = 0
+    for match in _REFERENCE.finditer(text):
+        words.append(_escaped(text[end : match.start()]))
+        name = match.group("bare") or match.group("braced")
+        words.append("\\$" if name is None else "${" + name + "}")
+        end = match.end()
+    words.append(_escaped(text[end:]))
+    words.append('"')
+    return "".join(words)
+
+
+def _escaped(text: str) -> str:
+    # inside double quotes these four are special to sh; nothing else is
+    return re.sub(r'([\\"$`])', r"\\\1", text)

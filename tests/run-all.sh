@@ -7,9 +7,10 @@ cd "$(dirname "$0")/.."
 # System tools the tests use for real: Graphviz (ccctl graph), tmux (the live view),
 # systemd-analyze (offline check of the user unit), sshd (SSH executor), ip (netns faults),
 # a single-node Slurm with munge (Slurm executor, tests/slurm.py), and its accounting:
-# slurmdbd on MariaDB (the sacct path, tests/slurmdbd.py).
+# slurmdbd on MariaDB (the sacct path, tests/slurmdbd.py); podman with runc and catatonit
+# (its --init) runs container: jobs in an image made from busybox (test_container.py).
 packages=(graphviz tmux systemd openssh-server iproute2 slurmctld slurmd slurm-client munge
-  slurmdbd mariadb-server)
+  slurmdbd mariadb-server podman runc catatonit busybox-static)
 missing=()
 for pkg in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")

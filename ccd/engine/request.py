@@ -8,6 +8,7 @@ from ccd.commands import resolve
 from ccd.config import DaemonConfig
 from ccd.engine.job import JobRun
 from ccd.executors.base import LaunchRequest
+from ccd.executors.environment import effective
 from ccd.spec.model import Workflow, element_name
 
 
@@ -74,8 +75,11 @@ def launch_request(
     jobs: Mapping[str, JobRun],
     jr: JobRun,
     config: DaemonConfig,
+    *,
+    extra_env: Mapping[str, str] | None = None,
 ) -> LaunchRequest:
-    """The request for `jr`'s current attempt; raises MissingOutput."""
+    """The request for `jr`'s current attempt (`extra_env`: the engine's own variables,
+    e.g. the GPU devices it holds); raises MissingOutput."""
     job = jr.spec
     base_env = {
         "CCD_WORKFLOW": spec.name,
@@ -83,6 +87,7 @@ def launch_request(
         "CCD_JOB": job.name,
         "CCD_ATTEMPT": str(jr.attempt),
         "PYTHONUNBUFFERED": "1",
+        **(extra_env or {}),
     }
     if job.array is not None:
         base_env["CCD_ARRAY_INDEX"] = str(job.array.index)
@@ -96,4 +101,12 @@ def launch_request(
         python=host.python if host is not None else "python3",
         elements=lambda name: array_elements(spec, name),
     )
-    return LaunchRequest(workflow_id, job, jr.attempt, resolved.command, resolved.env)
+    return LaunchRequest(
+        workflow_id,
+        job,
+        jr.attempt,
+        resolved.command,
+        resolved.env,
+        resolved.exports,
+        effective(job, host),
+    )

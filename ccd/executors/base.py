@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from ccd.executors.environment import NO_ENVIRONMENT, Environment
 from ccd.spec.model import Job
 from ccd.states import JobState
 
@@ -25,8 +26,12 @@ class LaunchRequest:
     attempt: int
     #: the shell text the job runs (``run:`` after substitution, or the script's command line)
     command: str
-    #: variables added to the job's environment (CCD_*, ``env:``, parents' outputs)
+    #: variables added to the job's environment with literal values (CCD_*, parents' outputs)
     env: dict[str, str] = field(default_factory=dict)
+    #: the job's ``env:``, each value one sh word that may expand ``$NAME``
+    exports: dict[str, str] = field(default_factory=dict)
+    #: the software environment set up before the command (job's over host's)
+    environment: Environment = NO_ENVIRONMENT
 
 
 @dataclass(frozen=True, slots=True)

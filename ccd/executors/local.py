@@ -13,7 +13,7 @@ import contextlib
 import os
 import signal
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -229,11 +229,9 @@ class _LaunchSlices:
 
 
 class LocalExecutor:
-    def __init__(self, runs_root: Path, watcher: FileWatcher, setup: Sequence[str] = ()) -> None:
+    def __init__(self, runs_root: Path, watcher: FileWatcher) -> None:
         self.runs_root = runs_root
         self._watcher = watcher
-        #: ``hosts.localhost.setup``: lines every local job's wrapper runs first
-        self._setup = tuple(setup)
         # the daemon's environment, converted once rather than at every spawn
         self._env = dict(os.environ)
         self._slices = _LaunchSlices()
@@ -252,7 +250,9 @@ class LocalExecutor:
             workdir=job.workdir,
             env=env,
             command=request.command,
-            setup=self._setup,
+            environment=request.environment,
+            exports=request.exports,
+            script=job.script,
         )
         # In the loop's thread: from a worker thread, each of these system calls
         # handed the GIL back and forth with the loop (~120 futex calls per job

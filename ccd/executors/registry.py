@@ -32,9 +32,7 @@ class Executors(Mapping[ExecutorKind, Executor]):
     def __init__(self, config: DaemonConfig, filewatch: FileWatcher) -> None:
         self._config = config
         self._made: dict[ExecutorKind, Executor] = {
-            ExecutorKind.LOCAL: LocalExecutor(
-                config.runs_dir, filewatch, config.host_config("localhost").setup
-            )
+            ExecutorKind.LOCAL: LocalExecutor(config.runs_dir, filewatch)
         }
         self._ssh: SshExecutor | None = None
 

@@ -14,7 +14,8 @@ job while the wrapper survives long enough to record the exit code.
 
 Only shell built-ins run besides the job: the job's shell text, quoted into the
 wrapper, is run by `eval` in a subshell (a fork, no exec: a syntax error in it
-fails the job, not the wrapper), and the pid and exit files are each written by one
+fails the job, not the wrapper; the job's declared environment is set up there
+first, see `ccd.executors.environment`), and the pid and exit files are each written by one
 write(2) of a few bytes, which a reader sees either whole or not at all (an empty
 file means "not yet").  A write-and-rename would need /bin/mv, one more fork and
 exec per job: see docs/decisions.md.
@@ -23,10 +24,20 @@ exec per job: see docs/decisions.md.
 from __future__ import annotations
 
 import shlex
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import PurePath
 from typing import TypeVar
 
+from ccd.executors.environment import (
+    NO_ENVIRONMENT,
+    Environment,
+    activation_lines,
+    container_lines,
+    fail,
+    host_lines,
+    quoted_path,
+    script_directory,
+)
 from ccd.spec.model import RUN_WORKDIR
 
 WRAPPER = "wrapper.sh"
@@ -43,43 +54,51 @@ def attempt_dir(root: _P, workflow_id: str, job: str, attempt: int) -> _P:
     return root / workflow_id / job / str(attempt)
 
 
-def shell_path(path: str) -> str:
-    """`path` quoted for sh, keeping a leading ``~`` (the host's home) expandable."""
-    if path == "~":
-        return '"$HOME"'
-    if path.startswith("~/"):
-        return '"$HOME"/' + shlex.quote(path[2:])
-    return shlex.quote(path)
-
-
 def render_wrapper(
     *,
     run_dir: str,
     workdir: str,
     env: Mapping[str, str],
     command: str,
-    setup: Sequence[str] = (),
+    environment: Environment = NO_ENVIRONMENT,
+    exports: Mapping[str, str] | None = None,
+    script: str | None = None,
 ) -> str:
-    """The wrapper script; `setup` lines (e.g. ``module load``) run before the job.
+    """The wrapper script of one attempt.
 
-    `workdir` RUN_WORKDIR (``workdir: run``) starts the job in its run directory."""
+    `env` is exported with literal values first thing; `environment` is set up and
+    `exports` (the job's ``env:``, each value one sh word) exported in the job's
+    subshell (`ccd.executors.environment` says in which order), so what goes wrong
+    there is in the job's log. `workdir` RUN_WORKDIR (``workdir: run``) starts the
+    job in its run directory; `script` is the job's script file as the job sees it.
+    """
     d = shlex.quote(run_dir)
-    cd = '"$d"' if workdir == RUN_WORKDIR else shell_path(workdir)
-    exports = "".join(f"export {name}={shlex.quote(value)}\n" for name, value in env.items())
-    setup_lines = "".join(f"{line}\n" for line in setup)
+    cd = '"$d"' if workdir == RUN_WORKDIR else quoted_path(workdir)
+    top = "".join(f"export {name}={shlex.quote(value)}\n" for name, value in env.items())
+    inner = activation_lines(environment, exports or {})
+    body = [
+        *host_lines(environment),
+        f"cd {cd} || " + fail(f"cannot enter the job's workdir {workdir}"),
+    ]
+    if environment.container is None:
+        body += [*inner, 'eval "$ccd_command"']
+    else:
+        inner_text = "\n".join([*inner, 'eval "$ccd_command"'])
+        body.append(f"ccd_inner={shlex.quote(inner_text)}")
+        read_only = script_directory(script, run_dir)
+        body += container_lines(
+            environment, run_dir='"$d"', workdir=cd, passed=env, read_only=read_only
+        )
+    lines = "".join(f"  {line}\n" for line in body)
     return f"""#!/bin/sh
 # ccd job wrapper (job protocol v1)
 d={d}
 echo $$ > "$d/{PID}"
-{exports}ccd_command={shlex.quote(command)}
+{top}ccd_command={shlex.quote(command)}
 trap 'ccd_signalled=1' TERM INT HUP
-{setup_lines}if cd {cd}; then
-  ( eval "$ccd_command" ) >> "$d/{LOG}" 2>&1 < /dev/null
-  rc=$?
-else
-  echo "ccd: cannot enter the job's workdir "{cd} >> "$d/{LOG}"
-  rc=127
-fi
+(
+{lines}) >> "$d/{LOG}" 2>&1 < /dev/null
+rc=$?
 echo "$rc" > "$d/{EXIT}"
 exit "$rc"
 """

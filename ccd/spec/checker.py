@@ -20,6 +20,7 @@ from typing import Any, Final
 from ccd.errors import Problem, SpecError
 from ccd.spec import cloudmesh
 from ccd.spec.build import Draft, build_jobs
+from ccd.spec.environments import environment_problems
 from ccd.spec.fields import FIELD_CHECKS, NO_BASE_HINT, Bad, FieldContext
 from ccd.spec.graph import graph_problems
 from ccd.spec.hints import Suggestions, show, what
@@ -259,6 +260,17 @@ class Checker:
             draft.needs_listed = isinstance(body["needs"], list)
         self._check_command(draft, body)
         self._check_placement(draft)
+        # an unknown host is reported already; its job is remote all the same
+        host = draft.fields["host"][0] if "host" in draft.fields else body.get("host", LOCALHOST)
+        remote = host != LOCALHOST
+        self.report_all(
+            environment_problems(
+                draft,
+                remote=remote,
+                has_base=self.base_dir is not None,
+                absolute=lambda path: self._absolute(path, remote=remote),
+            )
+        )
         return draft
 
     def _not_a_job(self, draft: Draft, body: object) -> None:

@@ -279,6 +279,48 @@ def _array(value: object, context: FieldContext) -> list[str]:
     return values
 
 
+def _venv(value: object, context: FieldContext) -> str:
+    return _nonempty(value, "venv", "the directory of a virtualenv, e.g. venv: .venv")
+
+
+def _conda(value: object, context: FieldContext) -> str:
+    return _nonempty(value, "conda", "an environment's name or its prefix directory")
+
+
+def _container(value: object, context: FieldContext) -> str:
+    return _nonempty(value, "container", "an image, e.g. docker://python:3.11 or a .sif file")
+
+
+def _modules(value: object, context: FieldContext) -> list[str]:
+    """``modules: [gcc/12, cuda]``, or the same as one text ``modules: gcc/12 cuda``."""
+    items = value.split() if isinstance(value, str) else value
+    if not isinstance(items, list) or not items:
+        raise Bad("wrong-type", f"modules must be a list of module names, not {what(value)}")
+    names = []
+    for index, item in enumerate(items):
+        if not isinstance(item, str) or not item.strip() or len(item.split()) != 1:
+            raise Bad(
+                "bad-value",
+                f"modules[{index}] must be one module name (e.g. cuda/12.2), not {show(item)}",
+                (index,),
+            )
+        names.append(item)
+    return names
+
+
+def _setup(value: object, context: FieldContext) -> list[str]:
+    """Shell lines run before the job: a list, or one text of lines."""
+    lines = value.splitlines() if isinstance(value, str) else value
+    if not isinstance(lines, list):
+        raise Bad("wrong-type", f"setup must be a list of shell lines, not {what(value)}")
+    for index, line in enumerate(lines):
+        if not isinstance(line, str):
+            raise Bad(
+                "wrong-type", f"setup[{index}] must be a shell line, not {what(line)}", (index,)
+            )
+    return [line for line in lines if line.strip()]
+
+
 #: every key a job may have, with its check, in the order they are checked
 FIELD_CHECKS: Final[Mapping[str, FieldCheck]] = {
     "run": _run,
@@ -297,6 +339,11 @@ FIELD_CHECKS: Final[Mapping[str, FieldCheck]] = {
     "progress_regex": _progress_regex,
     "resources": _resources,
     "array": _array,
+    "venv": _venv,
+    "conda": _conda,
+    "modules": _modules,
+    "container": _container,
+    "setup": _setup,
 }
 
 
@@ -307,6 +354,13 @@ def _text(value: object, key: str, meaning: str) -> str:
     if not isinstance(value, str):
         raise Bad("wrong-type", f"{key} must be text ({meaning}), not {what(value)}")
     return value
+
+
+def _nonempty(value: object, key: str, meaning: str) -> str:
+    text = _text(value, key, meaning)
+    if not text.strip():
+        raise Bad("bad-value", f"{key} is empty; give {meaning}")
+    return text.strip()
 
 
 def _scalar_text(value: object, description: str, sub: PathKey) -> str:

@@ -92,6 +92,13 @@ class Job(BaseModel):
     resources: dict[str, Any] = Field(default_factory=dict)
     #: set on each element of an ``array:`` job
     array: ArrayElement | None = None
+    #: the job's software environment (docs/environments.md); each overrides the
+    #: host's, and `setup`/`modules` come after the host's own
+    venv: str | None = None
+    conda: str | None = None
+    modules: list[str] = Field(default_factory=list)
+    container: str | None = None
+    setup: list[str] = Field(default_factory=list)
 
 
 class Workflow(BaseModel):

@@ -6,6 +6,7 @@ import pytest
 
 from ccd.commands import MissingOutput, Resolved, output_env_name, resolve, script_command
 from ccd.spec.model import Job
+from tests.unit.shell_words import evaluated
 
 
 def job(**kw: object) -> Job:
@@ -32,7 +33,8 @@ def test_parent_outputs_are_in_the_environment_and_env_is_substituted() -> None:
         is_ancestor={"a.b-c"}.__contains__,
         base_env={"CCD_JOB": "child"},
     )
-    assert res.env == {"CCD_JOB": "child", "CCD_OUTPUT_A_B_C_K": "1", "X": "v=1"}
+    assert res.env == {"CCD_JOB": "child", "CCD_OUTPUT_A_B_C_K": "1"}
+    assert evaluated(res.exports["X"]) == "v=1"
     assert output_env_name("a.b-c", "k") == "CCD_OUTPUT_A_B_C_K"
 
 
@@ -107,7 +109,7 @@ def test_the_whole_array_is_a_json_list_in_index_order() -> None:
     res = resolve_sweep(spec)
     assert res.command == 'echo "${CCD_OUTPUT_SWEEP_S}"'
     assert json.loads(res.env["CCD_OUTPUT_SWEEP_S"]) == ["a", "b b", '"c"']
-    assert res.env["ALL"] == res.env["CCD_OUTPUT_SWEEP_S"]
+    assert evaluated(res.exports["ALL"]) == res.env["CCD_OUTPUT_SWEEP_S"]
 
 
 def test_an_element_without_the_output_fails_the_whole_array_reference() -> None:

@@ -30,6 +30,7 @@ from ccd.spec.validate import load_workflow_text
 from ccd.states import JobState
 from ccd.store import Store
 from tests.unit.fake_executor import FakeExecutor, Script, exits, hangs, launch_fails
+from tests.unit.shell_words import evaluated
 
 J = JobState
 #: seconds a test waits for what takes milliseconds
@@ -419,7 +420,7 @@ async def test_outputs_reach_the_childs_command_and_environment(bed: Bed) -> Non
     assert request.command == 'echo "${CCD_OUTPUT_TRAIN_NOTE}"'
     assert request.env["CCD_OUTPUT_TRAIN_NOTE"] == "semi; colon $(touch x)"
     assert request.env["CCD_OUTPUT_TRAIN_ACC"] == "0.93"  # every output of a parent
-    assert request.env["ACC"] == "acc=0.93"
+    assert evaluated(request.exports["ACC"]) == "acc=0.93"
     assert (request.env["CCD_JOB"], request.env["CCD_ATTEMPT"]) == ("report", "1")
 
 

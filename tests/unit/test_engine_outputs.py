@@ -7,6 +7,7 @@ import json
 
 from tests.unit import test_engine
 from tests.unit.fake_executor import exits
+from tests.unit.shell_words import evaluated
 from tests.unit.test_engine import Bed
 
 bed = test_engine.bed  # the fixture
@@ -28,7 +29,7 @@ async def test_outputs_of_one_array_element_and_of_the_whole_array(bed: Bed) -> 
     assert request.command == 'echo ${CCD_OUTPUT_SWEEP_1__S} "${CCD_OUTPUT_SWEEP_S}"'
     assert request.env["CCD_OUTPUT_SWEEP_1__S"] == "0.2"
     assert json.loads(request.env["CCD_OUTPUT_SWEEP_S"]) == ["0.1", "0.2", "0.3"]
-    assert request.env["ALL"] == '["0.1", "0.2", "0.3"]'
+    assert evaluated(request.exports["ALL"]) == '["0.1", "0.2", "0.3"]'
 
 
 async def test_an_element_without_the_output_fails_the_child_with_a_reason(bed: Bed) -> None:

@@ -15,7 +15,10 @@ def run_wrapper(
     run_dir = tmp_path / "run dir"
     run_dir.mkdir()
     script = render_wrapper(
-        run_dir=str(run_dir), workdir=str(workdir or tmp_path), env=env or {}, command=command
+        run_dir=str(run_dir),
+        workdir=str(workdir) if workdir is not None else str(tmp_path),
+        env=env or {},
+        command=command,
     )
     (run_dir / "wrapper.sh").write_text(script)
     subprocess.run(["sh", str(run_dir / "wrapper.sh")], check=False, timeout=30)
@@ -55,10 +58,12 @@ def test_command_text_is_not_interpreted_by_the_wrapper(tmp_path: Path) -> None:
     assert (run_dir / "exit").read_text() == "0\n"
 
 
-def test_workdir_run_starts_the_job_in_its_run_directory() -> None:
-    text = render_wrapper(run_dir="/r/w/j/1", workdir=RUN_WORKDIR, env={}, command="true")
-    assert 'if cd "$d"; then' in text
+def test_workdir_run_starts_the_job_in_its_run_directory(tmp_path: Path) -> None:
+    run_dir = run_wrapper(tmp_path, "pwd", workdir=Path(RUN_WORKDIR))
+    assert (run_dir / "log").read_text() == f"{run_dir}\n"
     # a directory that happens to be called run is still a path
-    assert "if cd /x/run; then" in render_wrapper(
-        run_dir="/r/w/j/1", workdir="/x/run", env={}, command="true"
-    )
+    (tmp_path / "run").mkdir()
+    other = tmp_path / "other"
+    other.mkdir()
+    run_dir = run_wrapper(other, "pwd", workdir=tmp_path / "run")
+    assert (run_dir / "log").read_text() == f"{tmp_path / 'run'}\n"

@@ -128,7 +128,9 @@ class SlurmExecutor:
             workdir=job.workdir,
             env=env,
             command=request.command,
-            setup=self._config.host_config(job.host).setup,
+            environment=request.environment,
+            exports=request.exports,
+            script=env.get("CCD_SCRIPT"),
         )
         name = job_name(request.workflow_id, job.name, request.attempt)
         local_dir = self._local_dir(request.workflow_id, job.name, request.attempt)

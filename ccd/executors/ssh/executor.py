@@ -166,7 +166,9 @@ class SshExecutor:
             workdir=job.workdir,
             env=env,
             command=request.command,
-            setup=link.cfg.setup,
+            environment=request.environment,
+            exports=request.exports,
+            script=env.get("CCD_SCRIPT"),
         )
         d = shlex.quote(remote_dir)
         # One exec channel: create the run directory, write the wrapper from stdin,
