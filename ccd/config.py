@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from ccd import paths
 from ccd.errors import CcdError
+from ccd.resources import check_device_ids, parse_mem
 
 
 def default_local_slots() -> int:
@@ -92,6 +93,27 @@ class HostConfig(BaseModel):
         # `gpus: [0, 1]` is written with numbers; they are device ids, kept as text
         if isinstance(value, list):
             return [str(item) if isinstance(item, int) else item for item in value]
+        return value
+
+    @field_validator("gpus")
+    @classmethod
+    def _gpu_capacity(cls, value: list[str] | int | None) -> list[str] | int | None:
+        # the ids are joined by commas into CUDA_VISIBLE_DEVICES: each must be one word
+        if isinstance(value, int) and value < 0:
+            raise ValueError(f"gpus must be a count of devices or a list of ids, not {value}")
+        if isinstance(value, list):
+            check_device_ids(value)
+        return value
+
+    @field_validator("mem", mode="before")
+    @classmethod
+    def _mem_size(cls, value: Any) -> Any:
+        # checked at load: a bad size would otherwise surface at the first local job;
+        # a plain number (`mem: 8192`) is MiB, as in a job's resources
+        if isinstance(value, int) and not isinstance(value, bool):
+            value = str(value)
+        if isinstance(value, str) and parse_mem(value) <= 0:
+            raise ValueError(f"mem must be more than 0, not {value!r}")
         return value
 
 

@@ -24,6 +24,7 @@ CORE = (
     "ccd.markers",
     "ccd.logscan",
     "ccd.expand",
+    "ccd.resources",
 )
 EDGES = ("ccd.executors", "ccd.store", "ccd.api", "ccd.cli", "ccd.daemon", "ccd.engine")
 
