@@ -10,6 +10,7 @@ every launched job running: the job protocol lets the next daemon adopt it.
 
     outcome   how an attempt ended: states, reasons, retry verdicts (pure)
     slots     the daemon-wide and per-host slot pools
+    pool      local jobs' GPUs, CPUs and memory: waiters, grants, restored claims
     job       a job's in-memory state and the events that record it
     request   an attempt's command and environment
     attempt   one attempt's life: launch or adopt, timeout, kill, log markers

@@ -1,10 +1,10 @@
 """One attempt's life: launched (or found again, or adopted), followed to its end.
 
-`Attempts` takes the job's slots, launches the attempt exactly once (a
-recovered job first asks its executor whether a crashed daemon already started
-it), then waits for the first of: the attempt's exit, a cancel, the timeout.
-Meanwhile the attempt's log is read and its markers become progress, output and
-warning events.  Retrying and the DAG are `WorkflowRun`'s business.
+`Attempts` takes the job's slots (and its local GPUs, CPUs and memory), launches
+the attempt exactly once (a recovered job first asks its executor whether a crashed
+daemon already started it), then waits for the first of: the attempt's exit, a
+cancel, the timeout.  Meanwhile the attempt's log is read and its markers become
+progress, output and warning events.  Retrying and the DAG are `WorkflowRun`'s business.
 """
 
 from __future__ import annotations
@@ -19,12 +19,14 @@ from ccd.commands import MissingOutput
 from ccd.config import DaemonConfig
 from ccd.engine.job import JobEvents, JobRun
 from ccd.engine.outcome import Outcome, outcome_of
+from ccd.engine.pool import gpu_env, with_devices
 from ccd.engine.request import launch_request
 from ccd.engine.slots import Slots
 from ccd.events import EventKind
 from ccd.executors.base import Attempt, Executor, LaunchError, LaunchRequest
 from ccd.logscan import LogScanner
 from ccd.markers import MarkerWarning, Output, Progress
+from ccd.resources import Amounts, ResourceError
 from ccd.spec.model import ExecutorKind, Workflow
 from ccd.states import JOB_TRANSITIONS, JobState
 
@@ -73,20 +75,33 @@ class Attempts:
         """Follow the attempt an earlier daemon launched (its handle is stored) to its end."""
         assert jr.handle is not None
         executor = self._executors[jr.spec.executor]
-        try:
-            attempt = await executor.adopt(jr.handle)
-        except LaunchError as exc:
-            return Outcome(JobState.FAILED, reason=f"lost: {exc}")
         async with AsyncExitStack() as stack:
+            self._hold_claim(jr, stack)
+            try:
+                attempt = await executor.adopt(jr.handle)
+            except LaunchError as exc:
+                return Outcome(JobState.FAILED, reason=f"lost: {exc}")
             for pool in self._slots.of(jr.spec):
                 await stack.enter_async_context(pool)
             jr.running = True
             return await self._monitor(jr, attempt)
         raise AssertionError("unreachable")  # pragma: no cover
 
+    def _hold_claim(self, jr: JobRun, stack: AsyncExitStack) -> None:
+        """Take over what the engine's recovery claimed for this adopted attempt (its
+        recorded GPU devices): it is free again when the attempt ends, however it ends."""
+        pool = self._slots.resources(jr.spec)
+        grant = pool.take_claim((self._id, jr.name)) if pool is not None else None
+        if pool is not None and grant is not None:
+            stack.callback(pool.release, grant)
+
     # -- starting -------------------------------------------------------------------
     async def _run_in_slot(self, jr: JobRun) -> Outcome:
         async with AsyncExitStack() as stack:
+            try:
+                devices = await self._hold_resources(jr, stack)
+            except ResourceError as exc:  # the host's config shrank since the submit
+                return Outcome(JobState.FAILED, reason=str(exc))
             for pool in self._slots.of(jr.spec):
                 await stack.enter_async_context(pool)
             executor = self._executors[jr.spec.executor]
@@ -96,7 +111,9 @@ class Attempts:
                 # cancel here: its `find` waits for the host itself, with jr.running set.
                 if not jr.recovered:
                     await executor.ready(jr.spec.host)  # a cancel here just cancels this task
-                request = launch_request(self._id, self._spec, self._jobs, jr, self._config)
+                request = launch_request(
+                    self._id, self._spec, self._jobs, jr, self._config, extra_env=gpu_env(devices)
+                )
                 # From here a cancel must kill what may already be starting, not just
                 # cancel this task (which would leave the launched job behind).
                 jr.running = True
@@ -104,7 +121,8 @@ class Attempts:
             except (LaunchError, MissingOutput) as exc:
                 jr.running = False
                 return Outcome(JobState.FAILED, reason=str(exc))
-            jr.handle = attempt.handle
+            # the devices go with the handle: a new daemon holds the same ones again
+            jr.handle = with_devices(attempt.handle, devices)
             jr.started_at = time.time()
             # The running event carries the handle.  It is not awaited: waiting would
             # not close the gap between spawn and commit (the job already runs); the
@@ -112,11 +130,37 @@ class Attempts:
             self._events.set_state(
                 jr,
                 attempt.launched_state,
-                handle=attempt.handle,
+                handle=jr.handle,
                 reason="submitted" if attempt.launched_state is JobState.QUEUED else None,
             )
             return await self._monitor(jr, attempt)
         raise AssertionError("unreachable")  # pragma: no cover - AsyncExitStack swallows nothing
+
+    async def _hold_resources(self, jr: JobRun, stack: AsyncExitStack) -> tuple[str, ...]:
+        """Wait for and take the GPUs, CPUs and memory the job asks of its host, all at
+        once; the GPU device ids it holds.  Raises ResourceError (more than the host has)."""
+        pool = self._slots.resources(jr.spec)
+        if pool is None or not jr.spec.resources:
+            return ()
+        amounts = pool.amounts_of(jr.spec)
+        if not amounts:
+            return ()
+        grant = await pool.acquire(amounts, lambda: self._waiting(jr, amounts))
+        stack.callback(pool.release, grant)
+        return grant.devices
+
+    def _waiting(self, jr: JobRun, amounts: Amounts) -> None:
+        """Say why a queued job does not start although a host slot may be free."""
+        if jr.state is not JobState.QUEUED:
+            return
+        jr.reason = f"waiting for local resources ({amounts.describe()})"
+        self._events.emit(
+            jr.name,
+            EventKind.JOB_STATE,
+            state=JobState.QUEUED.value,
+            attempt=jr.attempt,
+            reason=jr.reason,
+        )
 
     async def _find_or_launch(
         self, jr: JobRun, executor: Executor, request: LaunchRequest

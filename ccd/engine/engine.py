@@ -15,6 +15,7 @@ from typing import Any
 
 from ccd.config import DaemonConfig
 from ccd.engine.job import LAUNCHED, JobRun
+from ccd.engine.pool import check_workflow
 from ccd.engine.run import WorkflowRun
 from ccd.engine.slots import Slots
 from ccd.errors import Conflict, NotFound
@@ -47,6 +48,9 @@ class Engine:
         return workflow_id in self._runs
 
     async def submit(self, spec: Workflow) -> str:
+        # a local job asking for more GPUs, CPUs or memory than the host has would wait
+        # for ever: refused here (a 400), before anything is recorded
+        check_workflow(spec, self._slots.resources)
         workflow_id = new_workflow_id()
         await self._store.record(
             Event(
@@ -134,16 +138,21 @@ class Engine:
 
     async def recover(self) -> int:
         """Resume every workflow an earlier daemon left unfinished; returns how many."""
-        count = 0
+        loaded: list[tuple[str, Workflow, dict[str, JobRun]]] = []
         for row in await self._store.unfinished_workflows():
             spec, rows = await self._load(row["id"])
             jobs = self._job_runs(spec, rows)
+            self._claim(row["id"], jobs)
+            loaded.append((row["id"], spec, jobs))
+        # every running attempt holds its GPUs (and CPUs, memory) again before any
+        # workflow starts, so no job started now can take the devices one of them uses
+        for workflow_id, spec, jobs in loaded:
             adopted = sum(1 for jr in jobs.values() if jr.handle and jr.state in LAUNCHED)
             waiting = sum(1 for jr in jobs.values() if not jr.state.is_final) - adopted
             # the event log shows each restart and what it picked up
             self._store.emit(
                 Event(
-                    row["id"],
+                    workflow_id,
                     None,
                     EventKind.WORKFLOW_STATE,
                     {
@@ -153,9 +162,14 @@ class Engine:
                     },
                 )
             )
-            self._start(row["id"], spec, jobs)
-            count += 1
-        return count
+            self._start(workflow_id, spec, jobs)
+        return len(loaded)
+
+    def _claim(self, workflow_id: str, jobs: Mapping[str, JobRun]) -> None:
+        """Hold what each launched attempt of a recovered workflow holds."""
+        for jr in jobs.values():
+            if jr.handle and jr.state in LAUNCHED:
+                self._slots.claim(workflow_id, jr.spec, jr.handle)
 
     async def _load(self, workflow_id: str) -> tuple[Workflow, list[dict[str, Any]]]:
         raw = await self._store.get_spec(workflow_id)

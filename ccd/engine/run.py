@@ -56,6 +56,7 @@ class WorkflowRun:
         self._unfinished = 0
         self._all_final = asyncio.Event()
         self._store = store
+        self._slots = slots
         self._events = JobEvents(store, workflow_id)
         self._attempts = Attempts(
             workflow_id,
@@ -159,6 +160,7 @@ class WorkflowRun:
         """`jr` is final: start the children it was the last unfinished parent of."""
         jr.done = True
         jr.task = None
+        self._slots.forget(self.id, jr.spec)
         for child in self._children.pop(jr.name, ()):
             child.blocking -= 1
             # a workflow cancel settles every waiting job itself, in its own loop
