@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
@@ -27,9 +27,10 @@ from ccd.api.models import (
     WorkflowSummary,
 )
 from ccd.config import DaemonConfig
-from ccd.errors import CcdError
+from ccd.errors import CcdError, NotFound
 from ccd.executors.wrapper import LOG, attempt_dir
 from ccd.heap import gc_paused
+from ccd.spec.export import export_yaml
 from ccd.spec.model import Workflow
 from ccd.spec.validate import load_workflow_text
 from ccd.store.reads import JOB_FIELDS
@@ -38,6 +39,16 @@ router = APIRouter(responses=ERRORS)
 
 #: the largest workflow file the API accepts
 MAX_BODY = 32 * 1024 * 1024
+
+#: what `spec` answers (it builds its body itself): YAML text, or the model as JSON
+SPEC_ANSWER: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "the workflow as canonical YAML that validates and resubmits to the "
+        "same workflow; with format=json, the checked workflow the daemon runs",
+        "model": Workflow,
+        "content": {"application/yaml": {"schema": {"type": "string"}}},
+    }
+}
 
 
 async def read_spec(request: Request, source: str | None, config: DaemonConfig) -> Workflow:
@@ -122,6 +133,26 @@ async def show(
         row["job_fields"] = wanted
     body = json.dumps(row)[:-1] + ', "jobs": ' + jobs + "}"
     return Response(body.encode(), media_type="application/json")
+
+
+@router.get("/v1/workflows/{ref}/spec", response_class=Response, responses=SPEC_ANSWER)
+async def spec(
+    ref: str, services: ServicesDep, format: Literal["yaml", "json"] = "yaml"
+) -> Response:
+    """The workflow as submitted: canonical YAML (what `ccctl export` writes), which
+    validates and resubmits to the same workflow; array jobs are written as one job
+    with ``array:``.  With ``format=json``, the checked workflow as the daemon stores
+    and runs it (array jobs as their elements)."""
+    store = services.store
+    workflow_id = (await find_workflow(store, ref))["id"]
+    dumped = await store.get_spec(workflow_id)
+    if dumped is None:  # deleted between the two reads (ccctl gc)
+        raise NotFound(f"workflow {workflow_id} was just deleted")
+    if format == "json":
+        return Response(json.dumps(dumped).encode(), media_type="application/json")
+    # a big workflow is seconds of YAML writing: off the loop
+    text = await asyncio.to_thread(export_yaml, dumped)
+    return Response(text.encode(), media_type="application/yaml")
 
 
 @router.get("/v1/workflows/{ref}/jobs/{job}")

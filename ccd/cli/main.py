@@ -275,6 +275,23 @@ def retry(wf: WfArg) -> None:
 
 
 @app.command()
+def export(
+    wf: WfArg,
+    output: Annotated[
+        Path | None, typer.Option("-o", "--output", help="Write it here; default: stdout.")
+    ] = None,
+) -> None:
+    """Print the submitted workflow as canonical YAML, which validates and resubmits
+    to the same workflow (paths absolute, defaults written into each job)."""
+    text = b"".join(client().stream(path_of("workflows", wf, "spec")))
+    if output is None:
+        sys.stdout.buffer.write(text)
+        return
+    output.write_bytes(text)
+    print(f"wrote {output}")
+
+
+@app.command()
 def graph(
     wf: WfArg,
     output: Annotated[
