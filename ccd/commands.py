@@ -27,6 +27,8 @@ from ccd.spec.model import Job
 from ccd.spec.references import OPEN, Malformed, Reference, parse
 
 _NOT_ENV = re.compile(r"[^A-Za-z0-9_]")
+#: the executed copy of a notebook job's notebook, in its attempt's run directory
+EXECUTED_NOTEBOOK = "output.ipynb"
 
 
 class MissingOutput(Exception):
@@ -70,9 +72,21 @@ def script_command(
             # so a cell's markers and outputs are seen like any job's (papermill keeps
             # them only in the output notebook otherwise); no progress bar in the log
             f"exec papermill --log-output --no-progress-bar {script}"
-            f' "$CCD_RUN_DIR/output.ipynb"{args}'
+            f' "$CCD_RUN_DIR/{EXECUTED_NOTEBOOK}"{notebook_parameters(job, quote)}{args}'
         )
     return f"exec {script}{args}"
+
+
+def notebook_parameters(job: Job, quote: Callable[[str], str]) -> str:
+    """papermill's options for ``params``: the literal ones as one YAML (JSON) text,
+    so numbers stay numbers; a text with an output reference as ``-r NAME VALUE``
+    (a text, through `quote`, which makes the reference a variable)."""
+    literal = {k: v for k, v in job.params.items() if not (isinstance(v, str) and OPEN in v)}
+    options = f" -y {shlex.quote(json.dumps(literal))}" if literal else ""
+    for name, value in job.params.items():
+        if name not in literal:
+            options += f" -r {shlex.quote(name)} {quote(value)}"
+    return options
 
 
 @dataclass(frozen=True, slots=True)

@@ -241,6 +241,7 @@ def job_text(job: Mapping[str, Any], now: float | None = None) -> str:
         ("workdir", workdir or ""),
         ("run dir", job.get("run_dir") or ""),
         ("log", job.get("log") or ""),
+        ("notebook", job.get("notebook") or ""),
         ("started", format_when(job.get("started"))),
         ("elapsed", format_duration(elapsed(job, now))),
         ("progress", progress),

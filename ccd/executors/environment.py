@@ -75,6 +75,11 @@ def effective(job: Job, host: HostConfig | None) -> Environment:
     )
 
 
+def declares_environment(host: HostConfig) -> bool:
+    """Whether `host`'s jobs get programs from somewhere other than the daemon's PATH."""
+    return bool(host.venv or host.conda or host.modules or host.container or host.setup)
+
+
 def fail(message: str) -> str:
     """A sh line that ends the job's subshell with exit 127 and a ``ccd:`` message."""
     return f"{{ echo {shlex.quote('ccd: ' + message)} >&2; exit 127; }}"

@@ -20,7 +20,7 @@ from typing import Any, Final
 from ccd.errors import Problem, SpecError
 from ccd.spec import cloudmesh
 from ccd.spec.build import Draft, build_jobs
-from ccd.spec.environments import environment_problems
+from ccd.spec.environments import environment_problems, notebook_problems
 from ccd.spec.fields import FIELD_CHECKS, NO_BASE_HINT, Bad, FieldContext
 from ccd.spec.graph import graph_problems
 from ccd.spec.hints import Suggestions, show, what
@@ -62,8 +62,11 @@ class Checker:
         base_dir: Path | None,
         known_hosts: Collection[str],
         positions: PositionLookup,
+        local_environment: bool = False,
     ) -> None:
         self.source = source
+        #: hosts.localhost declares an environment: local jobs' programs come from it
+        self.local_environment = local_environment
         self.base_dir = base_dir
         self.positions = positions
         self.problems: list[Problem] = []
@@ -270,6 +273,9 @@ class Checker:
                 has_base=self.base_dir is not None,
                 absolute=lambda path: self._absolute(path, remote=remote),
             )
+        )
+        self.report_all(
+            notebook_problems(draft, remote=remote, local_environment=self.local_environment)
         )
         return draft
 

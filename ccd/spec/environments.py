@@ -11,6 +11,8 @@ job itself can tell whether they exist.
 from __future__ import annotations
 
 import os
+import shutil
+import sys
 from collections.abc import Callable, Iterator
 
 from ccd.spec.build import Draft
@@ -21,6 +23,10 @@ from ccd.spec.positions import Report
 VENV_MARKER = "pyvenv.cfg"
 #: what makes a directory a conda environment
 CONDA_MARKER = "conda-meta"
+#: the keys that change where a job's programs come from
+ENVIRONMENT_KEYS = ("venv", "conda", "modules", "container", "setup")
+#: what installs notebook support into the Python that runs ccd
+NOTEBOOKS_EXTRA = "ccd-coordinator[notebooks]"
 
 MakeAbsolute = Callable[[str], str]
 
@@ -79,3 +85,45 @@ def _local_problem(key: str, written: str, path: str) -> str | None:
     if key == "container" and not os.path.isfile(path):
         return f"container {written!r} is not an image file{where}"
     return None
+
+
+def notebook_problems(draft: Draft, *, remote: bool, local_environment: bool) -> Iterator[Report]:
+    """``params`` only for notebooks; a local notebook needs papermill where it runs.
+
+    Where it runs is known for a job with no environment of its own on a host
+    without one (`local_environment` False): the daemon's PATH, which has ccd's own
+    Python first; or its own venv. Otherwise (conda, modules, a container, setup
+    lines) only the job can tell, and it says so itself."""
+    script = draft.fields.get("script")
+    notebook = script is not None and str(script[0]).endswith(".ipynb")
+    params = draft.fields.get("params")
+    if params is not None and not notebook:
+        message = f"job {draft.name!r}: params: are a notebook's parameters; use args: for a script"
+        yield params[1], "params-not-notebook", message, True
+    if not notebook or remote:
+        return
+    own = [key for key in ENVIRONMENT_KEYS if key in draft.fields]
+    assert script is not None
+    if own == ["venv"]:
+        venv = str(draft.fields["venv"][0])
+        if not os.path.exists(os.path.join(venv, "bin", "papermill")):
+            python = os.path.join(venv, "bin", "python")
+            message = (
+                f"job {draft.name!r} is a notebook, and its venv {venv} has no papermill: "
+                f"{python} -m pip install papermill ipykernel"
+            )
+            yield script[1], "papermill-missing", message, False
+    elif not own and not local_environment and not _papermill_here():
+        message = (
+            f"job {draft.name!r} is a notebook, and papermill (which runs notebooks) is "
+            f"not installed: {sys.executable} -m pip install '{NOTEBOOKS_EXTRA}' "
+            "(or give the job a venv: that has papermill and ipykernel)"
+        )
+        yield script[1], "papermill-missing", message, False
+
+
+def _papermill_here() -> bool:
+    """papermill on PATH or beside this Python (the daemon puts that directory first
+    on its jobs' PATH)."""
+    beside = os.path.join(os.path.dirname(sys.executable), "papermill")
+    return os.path.exists(beside) or shutil.which("papermill") is not None

@@ -11,54 +11,31 @@ from __future__ import annotations
 import math
 import os
 import re
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from datetime import date, datetime
-from pathlib import Path
+from collections.abc import Mapping
 from typing import Any, Final
 
 from ccd.markers import compile_progress_regex
-from ccd.spec.durations import parse_duration
-from ccd.spec.hints import Suggestions, show, what
+from ccd.spec.field_kit import (
+    NO_BASE_HINT,
+    Bad,
+    FieldCheck,
+    FieldContext,
+    need_duration,
+    need_text,
+    plain_data,
+    scalar_text,
+)
+from ccd.spec.fields_software import SOFTWARE_CHECKS
+from ccd.spec.hints import show, what
 from ccd.spec.model import KNOWN_RESOURCES, RETRY_KINDS, ExecutorKind
-from ccd.spec.positions import PathKey, path_part
+from ccd.spec.positions import path_part
+
+__all__ = ["FIELD_CHECKS", "NO_BASE_HINT", "Bad", "FieldCheck", "FieldContext"]
 
 #: elements of one ``array:`` job at most
 MAX_ARRAY: Final = 100_000
 
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-
-
-class Bad(Exception):
-    """A value failed its check; `sub` locates the culprit inside the value."""
-
-    def __init__(self, code: str, message: str, sub: PathKey = (), *, at_key: bool = False) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.sub = sub
-        self.at_key = at_key
-
-
-@dataclass(frozen=True, slots=True)
-class FieldContext:
-    """What checks need beyond the value: where the file is and what exists."""
-
-    #: relative paths in the file are relative to this directory; None: the text came
-    #: without its file's path, and a relative path has nothing to be relative to
-    base_dir: Path | None
-    known_hosts: frozenset[str]
-    suggest: Suggestions
-
-
-FieldCheck = Callable[[object, FieldContext], object]
-
-#: what a relative path in a workflow without its file's path is told to do
-NO_BASE_HINT = (
-    "the workflow came without the path of its file, so relative paths have no "
-    "directory: submit it with ccctl submit (or ?source=/abs/path/of/wf.yaml) or "
-    "give an absolute path"
-)
 
 
 def _run(value: object, context: FieldContext) -> str:
@@ -68,14 +45,14 @@ def _run(value: object, context: FieldContext) -> str:
             "run must be one command line as text, not a list; join the words, "
             "or use script: with args:",
         )
-    text = _text(value, "run", "a command line")
+    text = need_text(value, "run", "a command line")
     if not text.strip():
         raise Bad("bad-value", "run is empty; give the command to run")
     return text
 
 
 def _script(value: object, context: FieldContext) -> str:
-    text = _text(value, "script", "a file path")
+    text = need_text(value, "script", "a file path")
     if not text.strip():
         raise Bad("bad-value", "script is empty; give the path of a script file")
     path = os.path.expanduser(text)
@@ -99,7 +76,7 @@ def _args(value: object, context: FieldContext) -> list[str]:
             "wrong-type",
             f"args must be a list, not {what(value)}; e.g. args: [--epochs, '3']",
         )
-    return [_scalar_text(item, f"args[{index}]", (index,)) for index, item in enumerate(value)]
+    return [scalar_text(item, f"args[{index}]", (index,)) for index, item in enumerate(value)]
 
 
 def _needs(value: object, context: FieldContext) -> list[str]:
@@ -119,7 +96,7 @@ def _needs(value: object, context: FieldContext) -> list[str]:
 
 
 def _host(value: object, context: FieldContext) -> str:
-    host = _text(value, "host", "a host name")
+    host = need_text(value, "host", "a host name")
     if host not in context.known_hosts:
         hint = context.suggest(host, sorted(context.known_hosts))
         raise Bad(
@@ -130,7 +107,7 @@ def _host(value: object, context: FieldContext) -> str:
 
 
 def _executor(value: object, context: FieldContext) -> ExecutorKind:
-    text = _text(value, "executor", "local, ssh or slurm")
+    text = need_text(value, "executor", "local, ssh or slurm")
     try:
         return ExecutorKind(text)
     except ValueError:
@@ -168,7 +145,7 @@ def _retry_on(value: object, context: FieldContext) -> list[str]:
 
 
 def _retry_delay(value: object, context: FieldContext) -> float:
-    return _duration(value, "retry_delay")
+    return need_duration(value, "retry_delay")
 
 
 def _retry_backoff(value: object, context: FieldContext) -> float:
@@ -187,7 +164,7 @@ def _retry_backoff(value: object, context: FieldContext) -> float:
 def _timeout(value: object, context: FieldContext) -> float | None:
     if value is None:
         return None
-    seconds = _duration(value, "timeout")
+    seconds = need_duration(value, "timeout")
     if seconds == 0:
         raise Bad("bad-duration", "timeout must be longer than 0; leave it out for no time limit")
     return seconds
@@ -206,12 +183,12 @@ def _env(value: object, context: FieldContext) -> dict[str, str]:
                 (path_part(key),),
                 at_key=True,
             )
-        env[key] = _scalar_text(item, f"env {key}", (key,))
+        env[key] = scalar_text(item, f"env {key}", (key,))
     return env
 
 
 def _workdir(value: object, context: FieldContext) -> str:
-    text = _text(value, "workdir", "a directory path")
+    text = need_text(value, "workdir", "a directory path")
     if not text.strip():
         raise Bad(
             "bad-value",
@@ -222,7 +199,7 @@ def _workdir(value: object, context: FieldContext) -> str:
 
 
 def _progress_regex(value: object, context: FieldContext) -> str:
-    text = _text(value, "progress_regex", "a regular expression")
+    text = need_text(value, "progress_regex", "a regular expression")
     try:
         compile_progress_regex(text)
     except ValueError as exc:
@@ -248,7 +225,7 @@ def _resources(value: object, context: FieldContext) -> dict[str, Any]:
     extra = value.get("extra", [])
     if not isinstance(extra, list):
         raise Bad("wrong-type", "resources.extra must be a list of sbatch arguments", ("extra",))
-    checked = _plain_data(value, ())
+    checked = plain_data(value, ())
     assert isinstance(checked, dict)
     return checked
 
@@ -279,48 +256,6 @@ def _array(value: object, context: FieldContext) -> list[str]:
     return values
 
 
-def _venv(value: object, context: FieldContext) -> str:
-    return _nonempty(value, "venv", "the directory of a virtualenv, e.g. venv: .venv")
-
-
-def _conda(value: object, context: FieldContext) -> str:
-    return _nonempty(value, "conda", "an environment's name or its prefix directory")
-
-
-def _container(value: object, context: FieldContext) -> str:
-    return _nonempty(value, "container", "an image, e.g. docker://python:3.11 or a .sif file")
-
-
-def _modules(value: object, context: FieldContext) -> list[str]:
-    """``modules: [gcc/12, cuda]``, or the same as one text ``modules: gcc/12 cuda``."""
-    items = value.split() if isinstance(value, str) else value
-    if not isinstance(items, list) or not items:
-        raise Bad("wrong-type", f"modules must be a list of module names, not {what(value)}")
-    names = []
-    for index, item in enumerate(items):
-        if not isinstance(item, str) or not item.strip() or len(item.split()) != 1:
-            raise Bad(
-                "bad-value",
-                f"modules[{index}] must be one module name (e.g. cuda/12.2), not {show(item)}",
-                (index,),
-            )
-        names.append(item)
-    return names
-
-
-def _setup(value: object, context: FieldContext) -> list[str]:
-    """Shell lines run before the job: a list, or one text of lines."""
-    lines = value.splitlines() if isinstance(value, str) else value
-    if not isinstance(lines, list):
-        raise Bad("wrong-type", f"setup must be a list of shell lines, not {what(value)}")
-    for index, line in enumerate(lines):
-        if not isinstance(line, str):
-            raise Bad(
-                "wrong-type", f"setup[{index}] must be a shell line, not {what(line)}", (index,)
-            )
-    return [line for line in lines if line.strip()]
-
-
 #: every key a job may have, with its check, in the order they are checked
 FIELD_CHECKS: Final[Mapping[str, FieldCheck]] = {
     "run": _run,
@@ -339,67 +274,5 @@ FIELD_CHECKS: Final[Mapping[str, FieldCheck]] = {
     "progress_regex": _progress_regex,
     "resources": _resources,
     "array": _array,
-    "venv": _venv,
-    "conda": _conda,
-    "modules": _modules,
-    "container": _container,
-    "setup": _setup,
+    **SOFTWARE_CHECKS,
 }
-
-
-# --- shared by several checks -------------------------------------------------------
-
-
-def _text(value: object, key: str, meaning: str) -> str:
-    if not isinstance(value, str):
-        raise Bad("wrong-type", f"{key} must be text ({meaning}), not {what(value)}")
-    return value
-
-
-def _nonempty(value: object, key: str, meaning: str) -> str:
-    text = _text(value, key, meaning)
-    if not text.strip():
-        raise Bad("bad-value", f"{key} is empty; give {meaning}")
-    return text.strip()
-
-
-def _scalar_text(value: object, description: str, sub: PathKey) -> str:
-    """A plain value as the text a process sees (true/false for booleans)."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, str | int | float):
-        return str(value)
-    hint = "; use '' for an empty value" if value is None else ""
-    raise Bad("wrong-type", f"{description} must be text or a number, not {what(value)}{hint}", sub)
-
-
-def _duration(value: object, key: str) -> float:
-    try:
-        return parse_duration(value)
-    except ValueError as exc:
-        raise Bad("bad-duration", f"{key}: {exc}") from None
-
-
-def _plain_data(value: object, sub: PathKey) -> object:
-    """`value` as JSON-compatible data (dates become ISO text), else Bad."""
-    if isinstance(value, dict):
-        result: dict[str, object] = {}
-        for key, item in value.items():
-            if not isinstance(key, str):
-                raise Bad(
-                    "wrong-type",
-                    f"resource keys must be text; quote {key!r}",
-                    (*sub, path_part(key)),
-                    at_key=True,
-                )
-            result[key] = _plain_data(item, (*sub, key))
-        return result
-    if isinstance(value, list):
-        return [_plain_data(item, (*sub, index)) for index, item in enumerate(value)]
-    if isinstance(value, datetime | date):
-        return value.isoformat()
-    if isinstance(value, float) and not math.isfinite(value):
-        raise Bad("bad-value", "resource values must be finite numbers", sub)
-    if value is None or isinstance(value, str | int | float):
-        return value
-    raise Bad("wrong-type", f"resource values must be text or numbers, not {what(value)}", sub)

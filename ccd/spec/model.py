@@ -99,6 +99,8 @@ class Job(BaseModel):
     modules: list[str] = Field(default_factory=list)
     container: str | None = None
     setup: list[str] = Field(default_factory=list)
+    #: a notebook's parameters (papermill's ``parameters`` cell)
+    params: dict[str, Any] = Field(default_factory=dict)
 
 
 class Workflow(BaseModel):

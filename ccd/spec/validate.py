@@ -40,9 +40,15 @@ __all__ = ["load_workflow_file", "load_workflow_text", "workflow_graph"]
 
 
 def load_workflow_file(
-    path: str | os.PathLike[str], *, known_hosts: Collection[str] = (LOCALHOST,)
+    path: str | os.PathLike[str],
+    *,
+    known_hosts: Collection[str] = (LOCALHOST,),
+    local_environment: bool = False,
 ) -> Workflow:
-    """Read and validate the workflow file at `path`; raise SpecError with every problem."""
+    """Read and validate the workflow file at `path`; raise SpecError with every problem.
+
+    `local_environment`: the daemon config declares an environment for localhost,
+    so what a local job finds (papermill) is not this process's to say."""
     file = Path(path)
     source = str(file)
     try:
@@ -63,7 +69,7 @@ def load_workflow_file(
             source, "unreadable", f"cannot read the workflow file: {exc.strerror or exc}"
         ) from None
     base_dir = file.absolute().parent
-    return _load(data, source, base_dir, known_hosts, default_name=file.stem)
+    return _load(data, source, base_dir, known_hosts, file.stem, local_environment)
 
 
 def load_workflow_text(
@@ -72,6 +78,7 @@ def load_workflow_text(
     source: str = "<string>",
     base_dir: str | os.PathLike[str] | None,
     known_hosts: Collection[str] = (LOCALHOST,),
+    local_environment: bool = False,
 ) -> Workflow:
     """Validate workflow `text`; relative paths in it are relative to `base_dir`.
 
@@ -81,7 +88,7 @@ def load_workflow_text(
     """
     default_name = "workflow" if source.startswith("<") else Path(source).stem
     base = None if base_dir is None else Path(os.path.abspath(base_dir))
-    return _load(text, source, base, known_hosts, default_name)
+    return _load(text, source, base, known_hosts, default_name, local_environment)
 
 
 def _no_position(source: str, code: str, message: str) -> SpecError:
@@ -94,11 +101,12 @@ def _load(
     base_dir: Path | None,
     known_hosts: Collection[str],
     default_name: str,
+    local_environment: bool = False,
 ) -> Workflow:
     try:
         document = load_yaml(text, source)
     except SpecError as exc:
         raise SpecError(finish(exc.problems, source)) from None
-    checker = Checker(source, base_dir, known_hosts, document.positions)
+    checker = Checker(source, base_dir, known_hosts, document.positions, local_environment)
     checker.problems.extend(document.problems)
     return checker.workflow(document.data, default_name)

@@ -138,3 +138,20 @@ def test_no_unresolved_reference_reaches_the_shell(text: str, where: str) -> Non
     }[where]
     with pytest.raises(MissingOutput, match="output reference"):
         resolve_sweep(job(**fields))
+
+
+def test_notebook_params_keep_their_types_and_references_stay_variables() -> None:
+    spec = job(
+        script="/w/nb.ipynb",
+        needs=["prep"],
+        params={"epochs": 3, "lr": 0.01, "data": "${{ jobs.prep.outputs.path }}"},
+    )
+    res = resolve(
+        spec,
+        outputs={"prep": {"path": "/d/$(x)"}},
+        is_ancestor={"prep"}.__contains__,
+        base_env={},
+    )
+    last = res.command.splitlines()[-1]
+    assert last.endswith(""" -y '{"epochs": 3, "lr": 0.01}' -r data "${CCD_OUTPUT_PREP_PATH}\"""")
+    assert res.env["CCD_OUTPUT_PREP_PATH"] == "/d/$(x)"

@@ -74,3 +74,39 @@ def test_bad_declarations_say_what_is_wrong(base: Path, body: str, message: str)
 def test_a_relative_venv_without_the_files_path_is_a_problem() -> None:
     with pytest.raises(Exception, match="venv 'v' is relative; the workflow came without"):
         load_workflow_text("jobs:\n  a: {run: x, venv: v}\n", source="<api>", base_dir=None)
+
+
+def test_params_are_for_notebooks(base: Path) -> None:
+    (base / "t.py").write_text("")
+    [problem] = problems("jobs:\n  a: {script: t.py, params: {epochs: 3}}\n", base)
+    assert (problem.code, problem.line) == ("params-not-notebook", 2)
+    assert "use args: for a script" in problem.message
+    [bad] = problems("jobs:\n  a: {run: x, params: {not-a-name: 3}}\n", base)
+    assert "params name 'not-a-name' is not a Python identifier" in bad.message
+
+
+def test_a_notebook_in_a_venv_without_papermill_is_told_the_install_command(base: Path) -> None:
+    (base / "nb.ipynb").write_text("{}")
+    [problem] = problems("jobs:\n  a: {script: nb.ipynb, venv: v}\n", base)
+    assert problem.code == "papermill-missing"
+    assert f"{base}/v/bin/python -m pip install papermill ipykernel" in problem.message
+    # papermill is installed with ccd here (the test extra), so without a venv it is found
+    assert load("jobs:\n  a: {script: nb.ipynb}\n", base).jobs["a"].script == f"{base}/nb.ipynb"
+
+
+def test_without_papermill_the_message_names_this_python_and_the_extra(
+    base: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # this Python has papermill; pretend it has not (the check looks at PATH and beside
+    # sys.executable), which is what a fresh install without the extra looks like
+    monkeypatch.setenv("PATH", str(base / "plain"))
+    monkeypatch.setattr(sys, "executable", str(base / "plain" / "python3"))
+    (base / "nb.ipynb").write_text("{}")
+    [problem] = problems("jobs:\n  a: {script: nb.ipynb}\n", base)
+    assert problem.code == "papermill-missing"
+    assert f"{base}/plain/python3 -m pip install 'ccd-coordinator[notebooks]'" in problem.message
+    # a host that declares an environment decides itself: not this process's to say
+    wf = load_workflow_text(
+        "jobs:\n  a: {script: nb.ipynb}\n", base_dir=base, local_environment=True
+    )
+    assert wf.jobs["a"].script == f"{base}/nb.ipynb"
