@@ -8,6 +8,7 @@ the other, so no two compete for the CPUs:
     latency.py     marker → watcher, `ccctl ls`/`status`, the API under load
     logs.py        a job writing 1 GB
     store.py       events/s through the batched writer
+    import_cost.py `import ccd` and the Python API's imports against `python -c pass`
     ssh.py         SSH throughput and marker latency (root: it starts sshd)
     slurm.py       Slurm figures (root: it starts a single-node cluster); prints the
                    same rows with --json. Were it missing, a row would say so
@@ -36,7 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import ROOT, SCRATCH_ENV, Row, rows_from_json, table
 
-BENCHES = ("throughput", "scale", "latency", "logs", "store", "ssh", "slurm")
+BENCHES = ("throughput", "scale", "latency", "logs", "store", "import_cost", "ssh", "slurm")
 
 
 def throughput_rows(text: str) -> list[Row]:
