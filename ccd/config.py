@@ -117,6 +117,28 @@ class HostConfig(BaseModel):
         return value
 
 
+class WebSettings(BaseModel):
+    """The web dashboard always on: ``web: {listen: 127.0.0.1:8787}``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    #: ``host:port`` (IPv6 in brackets); ``ccctl ui`` prints the page's link
+    listen: str
+
+    @field_validator("listen")
+    @classmethod
+    def _address(cls, value: str) -> str:
+        host, sep, port = value.rpartition(":")
+        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError(f"listen must be host:port, e.g. 127.0.0.1:8787, not {value!r}")
+        return value
+
+    @property
+    def address(self) -> tuple[str, int]:
+        host, _, port = self.listen.rpartition(":")
+        return host.strip("[]"), int(port)
+
+
 class DaemonConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -134,6 +156,8 @@ class DaemonConfig(BaseModel):
     #: variables set in the daemon's own environment, which every job inherits
     #: (``ccctl daemon install`` writes them into the unit as ``Environment=`` lines)
     environment: dict[str, str] = Field(default_factory=dict)
+    #: the web dashboard, listening from the start (else from the first ``ccctl ui``)
+    web: WebSettings | None = None
 
     def ssh_config_path(self) -> Path:
         return self.ssh_config or Path.home() / ".ssh" / "config"

@@ -32,6 +32,7 @@ from ccd.cli.common import (
 )
 from ccd.cli.format import event_text, format_clock
 from ccd.cli.service import daemon_app, hosts_app
+from ccd.cli.ui import ui
 from ccd.errors import CcdError
 from ccd.states import FINAL_JOB_STATES
 
@@ -44,6 +45,7 @@ app = typer.Typer(
 )
 app.add_typer(daemon_app, name="daemon")
 app.add_typer(hosts_app, name="hosts")
+app.command("ui")(ui)
 
 
 # -- workflows -----------------------------------------------------------------------

@@ -18,12 +18,15 @@ from types import FrameType
 from typing import TYPE_CHECKING
 
 import uvicorn
+from starlette.types import ASGIApp
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from ccd.api import create_app
 from ccd.config import DaemonConfig
 from ccd.daemon.sockets import bind_unix_socket, notify_systemd, systemd_socket
+from ccd.daemon.web import WebListener
 from ccd.engine import Engine
+from ccd.errors import CcdError
 from ccd.executors.filewatch import FileWatcher
 from ccd.executors.registry import Executors
 from ccd.store import Store
@@ -120,21 +123,18 @@ class Daemon:
         # the SSH and Slurm executors (and asyncssh) are created on first use
         self.executors = Executors(cfg, self.filewatch)
         self.engine = Engine(self.store, cfg, self.executors)
-        server = ApiServer(
-            uvicorn.Config(
-                create_app(self),
-                http=ApiProtocol,
-                lifespan="off",
-                log_level="warning",
-                timeout_graceful_shutdown=SHUTDOWN_GRACE,
-            )
-        )
+        app = create_app(self)
+        server = _api_server(app)
+        # the dashboard's TCP port, opened through this app only (`ccctl ui`)
+        web = app.state.web = WebListener(self, cfg.state_dir, _api_server)
         serving = asyncio.create_task(server.serve(sockets=[sock]), name="api")
         try:
             recovered = await self.engine.recover()
             if recovered:
                 log.info("resumed %d unfinished workflow(s)", recovered)
             await _until_ready(server, serving)
+            if cfg.web is not None:
+                await _open_web(web, *cfg.web.address)
             notify_systemd("READY=1\nSTATUS=serving")
             log.info("ccd listening on %s (pid %d)", cfg.socket, os.getpid())
             await self._stop.wait()
@@ -144,6 +144,7 @@ class Daemon:
             self.stopping = True
             self.store.release_waiters()
             server.should_exit = True
+            await web.close()  # its streams end with the socket's, in the same grace
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(serving, SHUTDOWN_GRACE + 1)
             # 2. stop driving workflows (jobs keep running)
@@ -158,6 +159,26 @@ class Daemon:
             if passed is None:  # a socket systemd passed us is systemd's to remove
                 with contextlib.suppress(FileNotFoundError):
                     cfg.socket.unlink()
+
+
+async def _open_web(web: WebListener, host: str, port: int) -> None:
+    """The configured dashboard; a port in use is no reason to leave jobs unwatched."""
+    try:
+        await web.open(host, port)
+    except CcdError as exc:
+        log.error("web dashboard not started: %s", exc.message)
+
+
+def _api_server(app: ASGIApp) -> ApiServer:
+    return ApiServer(
+        uvicorn.Config(
+            app,
+            http=ApiProtocol,
+            lifespan="off",
+            log_level="warning",
+            timeout_graceful_shutdown=SHUTDOWN_GRACE,
+        )
+    )
 
 
 async def _until_ready(server: ApiServer, serving: asyncio.Task[None]) -> None:
