@@ -179,13 +179,32 @@ class Workflow:
         """The plain mapping a workflow file holds for this workflow."""
         return {**self._top, "jobs": {name: _copy(body) for name, body in self._jobs.items()}}
 
-    def validate(self, known_hosts: Collection[str] | None = None) -> spec_model.Workflow:
+    def validate(
+        self,
+        known_hosts: Collection[str] | None = None,
+        *,
+        local_environment: bool | None = None,
+    ) -> spec_model.Workflow:
         """The checked workflow, or `SpecError` (a `CcdError`) listing every problem,
         with the messages of ``ccctl validate``.  Hosts are checked against
-        `known_hosts`, by default those of the daemon config, as ``ccctl validate``
-        does."""
-        hosts = _configured_hosts() if known_hosts is None else known_hosts
-        checker = BuilderChecker(self.source, self.base_dir, hosts, self._origin, self._origins)
+        `known_hosts`; by default, as ``ccctl validate`` does, against the daemon
+        config, which also says whether local jobs get their programs from an
+        environment of ``hosts.localhost`` (`local_environment`: then a notebook job
+        does not need papermill on this PATH)."""
+        hosts: Collection[str]
+        if known_hosts is None:
+            hosts, declared = _configured()
+            local_environment = declared if local_environment is None else local_environment
+        else:
+            hosts = known_hosts
+        checker = BuilderChecker(
+            self.source,
+            self.base_dir,
+            hosts,
+            self._origin,
+            self._origins,
+            local_environment=bool(local_environment),
+        )
         checker.problems.extend(self._duplicates)
         return checker.workflow(self.to_dict(), self._default_name)
 
@@ -275,7 +294,11 @@ def _copy(value: Any) -> Any:
     return value
 
 
-def _configured_hosts() -> set[str]:
-    from ccd.config import load_config  # the daemon config: only when hosts are checked
+def _configured() -> tuple[set[str], bool]:
+    """The daemon config's hosts, and whether it gives local jobs an environment."""
+    # only when asked: the config and its checks are no part of building
+    from ccd.config import load_config
+    from ccd.executors.environment import declares_environment
 
-    return load_config().known_hosts()
+    config = load_config()
+    return config.known_hosts(), declares_environment(config.host_config("localhost"))

@@ -153,8 +153,9 @@ class Client:
 
 def submission(workflow: Workflow | str | os.PathLike[str]) -> tuple[bytes, str | None]:
     """The body and ``?source=`` of a submit: a file as it is, a built workflow as its
-    canonical YAML (checked here first, so problems point at the Python lines; its
-    hosts are the daemon's to check, against the daemon's config)."""
+    canonical YAML (checked here first, so problems point at the Python lines; what
+    depends on the daemon's config, its hosts and the environment of its local jobs,
+    is the daemon's to check)."""
     if isinstance(workflow, str | os.PathLike):
         path = Path(workflow)
         try:
@@ -163,7 +164,7 @@ def submission(workflow: Workflow | str | os.PathLike[str]) -> tuple[bytes, str 
             raise CcdError(f"cannot read {path}: {exc.strerror or exc}") from None
     from ccd.spec.export import workflow_yaml
 
-    spec = workflow.validate(known_hosts=workflow.hosts())
+    spec = workflow.validate(known_hosts=workflow.hosts(), local_environment=True)
     source = workflow.source if os.path.isabs(workflow.source) else None
     return workflow_yaml(spec).encode(), source
 

@@ -100,8 +100,9 @@ class BuilderChecker(Checker):
         known_hosts: Collection[str],
         top: Origin,
         jobs: Mapping[str, Origin],
+        local_environment: bool = False,
     ) -> None:
-        super().__init__(source, base_dir, known_hosts, _Nowhere())
+        super().__init__(source, base_dir, known_hosts, _Nowhere(), local_environment)
         self.top = top
         self.jobs = jobs
 
