@@ -165,7 +165,8 @@ def submission(workflow: Workflow | str | os.PathLike[str]) -> tuple[bytes, str 
     from ccd.spec.export import workflow_yaml
 
     spec = workflow.validate(known_hosts=workflow.hosts(), local_environment=True)
-    source = workflow.source if os.path.isabs(workflow.source) else None
+    # the file that built it (or that `from_yaml` read), for `ccctl ls` to show
+    source = None if workflow.source.startswith("<") else os.path.abspath(workflow.source)
     return workflow_yaml(spec).encode(), source
 
 

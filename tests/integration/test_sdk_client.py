@@ -79,7 +79,9 @@ def test_submit_follow_and_wait(daemon: DaemonProc, tmp_path: Path) -> None:
     assert [(w.id, w.state, w.counts) for w in listed] == [(ref.id, "succeeded", {"succeeded": 2})]
 
 
-def test_a_workflow_file_by_path(daemon: DaemonProc, tmp_path: Path) -> None:
+def test_a_workflow_file_by_path_or_extended(
+    daemon: DaemonProc, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     (tmp_path / "hello.sh").write_text("echo hello from a script\n")
     file = tmp_path / "wf.yaml"
     file.write_text("name: by-path\njobs:\n  hello: {script: hello.sh}\n")
@@ -88,6 +90,16 @@ def test_a_workflow_file_by_path(daemon: DaemonProc, tmp_path: Path) -> None:
     assert client.wait(ref).state == "succeeded"
     assert list(client.logs(ref, "hello")) == ["hello from a script"]
     assert client.status(ref).source == str(file)
+
+    monkeypatch.chdir(tmp_path)
+    wf = Workflow.from_yaml("wf.yaml")  # a relative path: the script is still found
+    wf.job("after", needs=wf.jobs["hello"], run="echo after")
+    extended = client.wait(client.submit(wf))
+    assert [(j.name, j.state) for j in extended.jobs] == [
+        ("hello", "succeeded"),
+        ("after", "succeeded"),
+    ]
+    assert extended.source == str(file)
 
 
 def test_cancel_a_job_then_the_workflow_and_wait_with_a_timeout(
