@@ -9,8 +9,10 @@ cd "$(dirname "$0")/.."
 # a single-node Slurm with munge (Slurm executor, tests/slurm.py), and its accounting:
 # slurmdbd on MariaDB (the sacct path, tests/slurmdbd.py); podman with runc and catatonit
 # (its --init) runs container: jobs in an image made from busybox (test_container.py).
+# chromium and its chromedriver: the dashboard's browser tests (tests/e2e/test_ui_browser.py),
+# never a browser a tool downloads.
 packages=(graphviz tmux systemd openssh-server iproute2 slurmctld slurmd slurm-client munge
-  slurmdbd mariadb-server podman runc catatonit busybox-static)
+  slurmdbd mariadb-server podman runc catatonit busybox-static chromium chromium-driver)
 missing=()
 for pkg in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")

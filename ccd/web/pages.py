@@ -134,13 +134,13 @@ async def workflow_page(request: Request, ref: str, services: ServicesDep) -> HT
         "ended": row["ended"],
         "jobs": [{key: job.get(key) for key in JOB_KEYS} for job in jobs],
         "colours": STATE_COLOURS,  # the graph's fills, as `ccctl graph` draws them
+        "order": STATE_ORDER,  # and its summary line's order of states
     }
     return render(
         request,
         "workflow.html",
         workflow=summary({**row, "counts": _counts(jobs)}, now),
         jobs=views,
-        order=STATE_ORDER,
         # into a <script type="application/json">: no "<" may close or comment it out
         # ("<" appears only inside JSON strings, where \u003c means the same)
         initial=json.dumps(initial).replace("<", "\\u003c"),

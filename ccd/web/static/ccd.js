@@ -144,7 +144,11 @@
       st.className = `state s-${wf.state}`;
       $("wf-bar").style.width = `${jobs.size ? (100 * done) / jobs.size : 0}%`;
       $("wf-done").textContent = `${done}/${jobs.size} done`;
-      $("wf-counts").textContent = Object.entries(counts).map(([s, n]) => `${n} ${s}`).join(", ");
+      const parts = initial.order.filter((s) => counts[s]).map((s) => `${counts[s]} ${s}`).join(", ");
+      $("wf-counts").textContent = parts;
+      // the graph's own title is the summary line `ccctl graph` writes: keep it true
+      const label = document.querySelector("#graph svg g.graph > text");
+      if (label) label.textContent = `${initial.name} (${wf.id}) ${wf.state} — ${parts}`;
       const running = wf.state === "running";
       $("cancel-workflow").disabled = !running;
       $("retry-workflow").disabled = running;
