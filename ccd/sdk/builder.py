@@ -208,11 +208,16 @@ class Workflow:
         checker.problems.extend(self._duplicates)
         return checker.workflow(self.to_dict(), self._default_name)
 
-    def to_yaml(self, known_hosts: Collection[str] | None = None) -> str:
-        """The checked workflow as canonical YAML (what ``ccctl export`` writes): paths
-        absolute, defaults merged into each job, so it means the same read from
-        anywhere."""
-        return workflow_yaml(self.validate(known_hosts))
+    def to_yaml(
+        self,
+        known_hosts: Collection[str] | None = None,
+        *,
+        local_environment: bool | None = None,
+    ) -> str:
+        """The checked workflow (see `validate`) as canonical YAML, what ``ccctl
+        export`` writes: paths absolute, defaults merged into each job, so it means
+        the same read from anywhere."""
+        return workflow_yaml(self.validate(known_hosts, local_environment=local_environment))
 
     def hosts(self) -> set[str]:
         """The hosts its jobs and defaults name (the daemon checks them on submit)."""
