@@ -135,6 +135,7 @@ async def workflow_page(request: Request, ref: str, services: ServicesDep) -> HT
         "jobs": [{key: job.get(key) for key in JOB_KEYS} for job in jobs],
         "colours": STATE_COLOURS,  # the graph's fills, as `ccctl graph` draws them
         "order": STATE_ORDER,  # and its summary line's order of states
+        "final": sorted(FINAL_JOB_STATES),
     }
     return render(
         request,

@@ -273,3 +273,69 @@ def test_chromium_is_debians(browser: WebDriver) -> None:
     # the browser under test is the system's, never one a tool downloaded
     assert browser.capabilities["browserName"] in ("chrome", "chromium")
     assert shutil.which("chromium") == str(CHROMIUM)
+
+
+def sweep(tmp_path: Path) -> str:
+    end = tmp_path / "end"
+    wait_end = f"while [ ! -e {end} ]; do sleep 0.05; done"
+    return textwrap.dedent(f"""
+        name: sweep
+        jobs:
+          prepare: {{run: "echo data ready"}}
+          train-a:
+            needs: [prepare]
+            run: |
+              echo 'epoch 1'; echo '::ccd progress=35 msg="epoch 4/10"'
+              {wait_end}
+          train-b:
+            needs: [prepare]
+            run: |
+              echo '::ccd progress=80 msg="epoch 8/10"'
+              {wait_end}
+          train-c:
+            needs: [prepare]
+            run: "echo 'CUDA out of memory' >&2; exit 3"
+          evaluate: {{needs: [train-a, train-b], run: "true"}}
+          report: {{needs: [evaluate, train-c], run: "true"}}
+    """)
+
+
+def test_job_table_sorts_and_filters_the_not_succeeded(
+    browser: WebDriver, daemon: DaemonProc, tmp_path: Path
+) -> None:
+    wf = daemon.submit(sweep(tmp_path))
+    logged_in(browser, daemon, f"/w/{wf}")
+
+    def state_of(job: str) -> str:
+        return str(row(browser, job).find_element(By.CSS_SELECTOR, ".c-state").text)
+
+    wait(browser, "train-c failed", lambda d: state_of("train-c") == "failed")
+    wait(browser, "train-b at 80%", lambda d: "80%" in row(d, "train-b").text)
+    wait(browser, "train-a at 35%", lambda d: "35%" in row(d, "train-a").text)
+    assert row(browser, "train-c").find_element(By.CSS_SELECTOR, ".c-exit").text == "3"
+    assert (
+        "CUDA out of memory"
+        in row(browser, "train-c").find_element(By.CSS_SELECTOR, ".c-message").text
+    )
+
+    browser.find_element(By.ID, "not-succeeded").click()
+    wait(browser, "prepare hidden", lambda d: not row(d, "prepare").is_displayed())
+    assert row(browser, "train-c").is_displayed() and row(browser, "evaluate").is_displayed()
+
+    browser.find_element(By.CSS_SELECTOR, '#jobs th[data-key="progress"]').click()
+    browser.find_element(By.CSS_SELECTOR, '#jobs th[data-key="progress"]').click()  # descending
+    order = [
+        tr.get_attribute("data-job")
+        for tr in browser.find_elements(By.CSS_SELECTOR, "#jobs tbody tr")
+    ]
+    assert order[:2] == ["train-b", "train-a"], order
+
+    row(browser, "train-a").click()
+    wait(browser, "train-a's log", lambda d: "epoch 1" in d.find_element(By.ID, "log").text)
+    wait(browser, "train-a's node", lambda d: node_fill(d, "train-c") == STATE_COLOURS["failed"])
+    browser.save_screenshot(str(artifacts() / "dashboard.png"))
+    (tmp_path / "end").touch()
+    wait(
+        browser, "the workflow failed", lambda d: d.find_element(By.ID, "wf-state").text == "failed"
+    )
+    assert state_of("report") == "skipped"

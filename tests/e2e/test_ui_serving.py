@@ -61,9 +61,7 @@ def body_of(port: int, path: str, headers: dict[str, str]) -> tuple[int, bytes]:
     return response.status, data
 
 
-def test_the_link_logs_in_once_and_nothing_else_gets_in(
-    ccctl: Ccctl, daemon: DaemonProc
-) -> None:
+def test_the_link_logs_in_once_and_nothing_else_gets_in(ccctl: Ccctl, daemon: DaemonProc) -> None:
     host, port, token = open_ui(ccctl)
     assert host == "127.0.0.1"
     token_file = daemon.state_dir / TOKEN_FILE
@@ -117,7 +115,9 @@ def test_a_rebinding_host_name_is_refused_even_with_the_token(
 ) -> None:
     _, port, token = open_ui(ccctl)
     cookie = {"Cookie": f"{COOKIE}={token}"}
-    assert request(port, "GET", "/v1/health", {**cookie, "Host": f"evil.example:{port}"}).status == 421
+    assert (
+        request(port, "GET", "/v1/health", {**cookie, "Host": f"evil.example:{port}"}).status == 421
+    )
     assert request(port, "GET", f"/?token={token}", {"Host": "evil.example"}).status == 421
     # what `ssh -L 9000:127.0.0.1:PORT` makes the browser send is fine
     assert request(port, "GET", "/v1/health", {**cookie, "Host": "localhost:9000"}).status == 200

@@ -7,7 +7,6 @@
 
   const CSRF = document.querySelector('meta[name="ccd-csrf"]').content;
   const PAINT_EVERY = 250; // ms: at most 4 repaints a second, however busy the stream
-  const FINAL = new Set(["succeeded", "failed", "timed_out", "cancelled", "skipped"]);
   const WAITING = new Set(["pending", "queued"]);
   const MARKER = /^\s*(::ccd\s|# cloudmesh\s)/;
   const $ = (id) => document.getElementById(id);
@@ -78,7 +77,10 @@
   }
 
   // -- one workflow ------------------------------------------------------------------
+  let FINAL = new Set(); // the final job states, as the page says (ccd/states.py)
+
   function WorkflowPage(initial) {
+    FINAL = new Set(initial.final);
     const wf = { id: initial.id, state: initial.state, seq: initial.seq };
     const jobs = new Map(initial.jobs.map((j) => [j.name, j]));
     const rows = new Map();
@@ -160,8 +162,9 @@
     function apply(ev) {
       const d = ev.data || {};
       if (ev.kind === "workflow.state") { wf.state = d.state; headDirty = true; return; }
+      if (ev.kind === "workflow.jobs_added") { jobsAdded(); return; }
       const j = ev.job && jobs.get(ev.job);
-      if (!j) return;
+      if (!j) { if (ev.job) jobsAdded(); return; }
       if (ev.kind === "job.state") applyState(j, d, ev.time);
       else if (ev.kind === "job.progress") {
         if (d.progress != null) j.progress = d.progress;
@@ -184,6 +187,13 @@
       j.state = d.state;
       if (j.name === selected && d.state === "running" && !wasRunning) log.open(j.name);
     }
+
+    // a foreach fanned out: the table and the graph were drawn without its jobs
+    function jobsAdded() {
+      const note = $("jobs-added");
+      if (note) note.hidden = false;
+    }
+    $("jobs-added-reload").addEventListener("click", () => window.location.reload());
 
     async function follow() {
       for (let pause = 500; ; pause = Math.min(pause * 2, 8000)) {
