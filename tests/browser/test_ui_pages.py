@@ -1,0 +1,174 @@
+"""The dashboard's other pages and controls in chromium: the list's filters and
+paging, "load more" in the log, retry, the downloads and a job's neighbourhood.
+
+The browser is conftest.py's, the waits and looks helpers.py's.
+"""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+from selenium.webdriver.common.by import By
+from selenium.webdriver.remote.webdriver import WebDriver
+
+from ccd.spec.validate import load_workflow_text
+from tests.browser.helpers import artifacts, logged_in, row, wait
+from tests.conftest import DaemonProc
+
+
+def listed(driver: WebDriver) -> list[str]:
+    # in one script: the table refreshes itself every few seconds, and an element
+    # found before a refresh is gone after it
+    names: list[str] = driver.execute_script(
+        "return [...document.querySelectorAll('#workflow-list tbody td:first-child a')]"
+        ".map((a) => a.textContent)"
+    )
+    return names
+
+
+def test_list_filters_by_name_and_state_and_pages_newest_first(
+    browser: WebDriver,
+    daemon: DaemonProc,
+) -> None:
+    ids = [daemon.submit(f"name: alpha-{i}\njobs:\n  a: {{run: 'true'}}\n") for i in range(30)]
+    ids += [daemon.submit(f"name: beta-{i}\njobs:\n  a: {{run: 'true'}}\n") for i in range(24)]
+    broken = daemon.submit("name: broken\njobs:\n  a: {run: 'exit 1'}\n")
+    assert daemon.wait_final(broken)["state"] == "failed"
+    port = logged_in(browser, daemon)
+    wait(browser, "the first page", lambda d: len(listed(d)) == 50)
+    assert listed(browser)[:3] == ["broken", "beta-23", "beta-22"]  # newest first
+    browser.find_element(By.LINK_TEXT, "older ›").click()
+    wait(
+        browser, "the second page", lambda d: listed(d) == [f"alpha-{i}" for i in range(4, -1, -1)]
+    )
+    assert "page 2 of 2" in browser.find_element(By.CSS_SELECTOR, ".pager").text
+
+    browser.get(f"http://127.0.0.1:{port}/")
+    browser.find_element(By.ID, "name-filter").send_keys("beta-1")
+    wait(
+        browser,
+        "the name filter",
+        lambda d: sorted(listed(d)) == sorted(["beta-1", *(f"beta-1{i}" for i in range(10))]),
+    )
+    assert "name=beta-1" in browser.current_url  # the filter is in the address, to share
+    browser.find_element(By.ID, "name-filter").clear()
+    browser.find_element(By.CSS_SELECTOR, '#state-filter option[value="failed"]').click()
+    wait(browser, "the state filter", lambda d: listed(d) == ["broken"])
+    row_text = browser.find_element(By.CSS_SELECTOR, "#workflow-list tbody tr").text
+    assert "failed" in row_text and "1/1" in row_text
+    browser.save_screenshot(str(artifacts() / "workflow-list.png"))
+
+
+def test_log_pane_shows_the_last_mib_and_loads_more(
+    browser: WebDriver,
+    daemon: DaemonProc,
+) -> None:
+    # 1.5 MiB of 100-byte lines between a first and a last line
+    job = "echo FIRST; yes 'filler line .........................................................................................' | head -n 15000; echo LAST"
+    wf = daemon.submit(f'name: chatty\njobs:\n  talk: {{run: "{job}"}}\n')
+    assert daemon.wait_final(wf)["state"] == "succeeded"
+    logged_in(browser, daemon, f"/w/{wf}")
+    row(browser, "talk").click()
+    log = browser.find_element(By.ID, "log")
+    wait(browser, "the end of the log", lambda d: "LAST" in log.text[-200:])
+    assert "FIRST" not in log.text
+    more = browser.find_element(By.ID, "load-more")
+    assert more.is_displayed()
+    shown = len(browser.find_elements(By.CSS_SELECTOR, "#log div"))
+    assert 9000 < shown < 11000, shown  # about 1 MiB of 100-byte lines
+    more.click()
+    wait(
+        browser,
+        "the start of the log",
+        lambda d: d.find_element(By.CSS_SELECTOR, "#log div").text == "FIRST",
+    )
+    assert not more.is_displayed()
+    assert len(browser.find_elements(By.CSS_SELECTOR, "#log div")) == 15002
+
+
+def test_retry_asks_first_and_runs_the_failed_jobs_again(
+    browser: WebDriver,
+    daemon: DaemonProc,
+    tmp_path: Path,
+) -> None:
+    ok = tmp_path / "ok"
+    wf = daemon.submit(
+        f"name: flaky\njobs:\n  try: {{run: '[ -e {ok} ]'}}\n  then: {{needs: [try], run: 'true'}}\n"
+    )
+    assert daemon.wait_final(wf)["state"] == "failed"
+    logged_in(browser, daemon, f"/w/{wf}")
+    retry = browser.find_element(By.ID, "retry-workflow")
+    assert retry.is_enabled()
+    assert not browser.find_element(By.ID, "cancel-workflow").is_enabled()
+    retry.click()
+    dialog = browser.find_element(By.ID, "confirm")
+    wait(browser, "the confirmation", lambda d: dialog.is_displayed())
+    browser.find_element(By.ID, "confirm-no").click()  # "keep it": nothing happens
+    wait(browser, "the dialog closed", lambda d: not dialog.is_displayed())
+    assert daemon.status(wf)["state"] == "failed"
+    ok.touch()
+    retry.click()
+    wait(browser, "the confirmation again", lambda d: dialog.is_displayed())
+    assert "flaky" in browser.find_element(By.ID, "confirm-text").text
+    browser.find_element(By.ID, "confirm-ok").click()
+    state = browser.find_element(By.ID, "wf-state")
+    wait(browser, "the retried workflow succeeded", lambda d: state.text == "succeeded")
+    assert row(browser, "try").find_element(By.CSS_SELECTOR, ".c-attempt").text == "2"
+    assert row(browser, "then").find_element(By.CSS_SELECTOR, ".c-state").text == "succeeded"
+
+
+def fetch_text(driver: WebDriver, element_id: str) -> str:
+    """What the link downloads, fetched by the page itself (with its cookie)."""
+    text: str = driver.execute_async_script(
+        """const done = arguments[arguments.length - 1];
+           fetch(document.getElementById(arguments[0]).href)
+             .then((r) => r.ok ? r.text() : 'HTTP ' + r.status).then(done);""",
+        element_id,
+    )
+    return text
+
+
+def test_downloads_are_the_workflow_as_yaml_and_the_graph_as_svg(
+    browser: WebDriver,
+    daemon: DaemonProc,
+) -> None:
+    text = textwrap.dedent("""
+        name: chain
+        jobs:
+          a: {run: "true"}
+          b: {needs: [a], run: "true"}
+          c: {needs: [b], run: "true"}
+          d: {needs: [c], run: "true"}
+    """)
+    wf = daemon.submit(text)
+    daemon.wait_final(wf)
+    logged_in(browser, daemon, f"/w/{wf}")
+    yaml_text = fetch_text(browser, "download-yaml")
+    assert load_workflow_text(yaml_text.encode(), source="<export>", base_dir=None).name == "chain"
+    assert browser.find_element(By.ID, "download-yaml").get_attribute("download") == "chain.yaml"
+    svg = fetch_text(browser, "download-svg")
+    assert "<svg" in svg and "<title>d</title>" in svg
+
+
+def graph_nodes(driver: WebDriver) -> set[str]:
+    return {
+        t.get_attribute("textContent")
+        for t in driver.find_elements(By.CSS_SELECTOR, "#graph g.node > title")
+    }
+
+
+def test_a_jobs_neighbourhood_and_back_to_the_whole_graph(
+    browser: WebDriver,
+    daemon: DaemonProc,
+) -> None:
+    text = "name: chain\njobs:\n  a: {run: 'true'}\n  b: {needs: [a], run: 'true'}\n  c: {needs: [b], run: 'true'}\n  d: {needs: [c], run: 'true'}\n"
+    wf = daemon.submit(text)
+    daemon.wait_final(wf)
+    logged_in(browser, daemon, f"/w/{wf}")
+    wait(browser, "the whole graph", lambda d: graph_nodes(d) == {"a", "b", "c", "d"})
+    row(browser, "c").click()
+    browser.find_element(By.ID, "around-job").click()
+    wait(browser, "c and its neighbours", lambda d: graph_nodes(d) == {"b", "c", "d"})
+    browser.find_element(By.ID, "graph-all").click()
+    wait(browser, "the whole graph again", lambda d: graph_nodes(d) == {"a", "b", "c", "d"})
