@@ -20,6 +20,7 @@ from starlette.templating import Jinja2Templates
 from ccd.api.deps import ServicesDep, find_workflow
 from ccd.cli.format import STATE_COLOURS, STATE_ORDER, format_percent
 from ccd.states import FINAL_JOB_STATES, WorkflowState
+from ccd.web.collapse import GROUP_ORDER
 
 router = APIRouter(include_in_schema=False)
 templates: Final = Jinja2Templates(directory=Path(__file__).parent / "templates")
@@ -136,6 +137,7 @@ async def workflow_page(request: Request, ref: str, services: ServicesDep) -> HT
         "colours": STATE_COLOURS,  # the graph's fills, as `ccctl graph` draws them
         "order": STATE_ORDER,  # and its summary line's order of states
         "final": sorted(FINAL_JOB_STATES),
+        "group_order": GROUP_ORDER,  # which state colours a folded group
     }
     return render(
         request,

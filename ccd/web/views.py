@@ -11,15 +11,18 @@ from __future__ import annotations
 
 import asyncio
 import os
+from collections import Counter
 from typing import Annotated, Any, Final
 
 from fastapi import APIRouter, Query
 from fastapi.responses import HTMLResponse, Response
 
 from ccd.api.deps import ServicesDep, find_job, find_workflow
-from ccd.cli.graph import neighbourhood, render_svg, to_dot
+from ccd.cli.format import summary_line
+from ccd.cli.graph import neighbourhood, quote, render_svg, to_dot
 from ccd.errors import CcdError, NotFound
 from ccd.executors.wrapper import LOG, attempt_dir
+from ccd.web.collapse import collapse, group_of
 
 router = APIRouter(include_in_schema=False)
 
@@ -29,31 +32,42 @@ GRAPH_LIMIT: Final = 1500
 TAIL: Final = 1024 * 1024
 
 
-async def _graph(services: ServicesDep, ref: str, around: str | None) -> tuple[str, bytes]:
+async def _graph(
+    services: ServicesDep, ref: str, around: str | None, expand: str
+) -> tuple[str, bytes]:
+    """The workflow's name and its graph: big groups folded (but those in `expand`, a
+    comma-separated list, and `around`'s own), or only `around` and its neighbours."""
     store = services.store
     row = await find_workflow(store, ref)
-    status: dict[str, Any] = {**row, "jobs": await store.get_jobs(row["id"])}
+    jobs = every = await store.get_jobs(row["id"])
+    if around is not None and around not in {job["name"] for job in jobs}:
+        raise NotFound(f"no job named {around!r} in this workflow")
+    opened = {name for name in expand.split(",") if name}
     if around is not None:
-        try:
-            neighbourhood(status["jobs"], around)
-        except ValueError as exc:
-            raise NotFound(str(exc)) from exc
-    elif len(status["jobs"]) > GRAPH_LIMIT:
+        opened.add(group_of(around) or around)
+        jobs = [job for job in jobs if job["name"] in neighbourhood(jobs, around)]
+    status: dict[str, Any] = {**row, "jobs": collapse(jobs, opened)[0]}
+    if len(status["jobs"]) > GRAPH_LIMIT:
         raise CcdError(
-            f"{len(status['jobs'])} jobs are too many to draw at once (the limit is "
+            f"{len(status['jobs'])} nodes are too many to draw at once (the limit is "
             f"{GRAPH_LIMIT}): pick a job in the table to draw its neighbourhood"
         )
-    svg = await asyncio.to_thread(render_svg, to_dot(status, around=around))
+    dot = to_dot(status, around=around)
+    # the title is `ccctl graph`'s summary line, which counts the rows drawn: count
+    # every job instead, a folded group's elements too
+    drawn = quote(summary_line(status))
+    title = quote(summary_line({**row, "counts": Counter(str(job["state"]) for job in every)}))
+    svg = await asyncio.to_thread(render_svg, dot.replace(drawn, title, 1))
     return str(row["name"]), svg
 
 
 @router.get("/ui/w/{ref}/graph", response_class=HTMLResponse)
 async def graph_fragment(
-    ref: str, services: ServicesDep, around: str | None = None
+    ref: str, services: ServicesDep, around: str | None = None, expand: str = ""
 ) -> HTMLResponse:
     """The graph as SVG to put into the page (no XML prolog), or why there is none."""
     try:
-        _, svg = await _graph(services, ref, around)
+        _, svg = await _graph(services, ref, around, expand)
     except CcdError as exc:
         return HTMLResponse(f'<p class="note">{_escape(exc.message)}</p>')
     text = svg.decode()
@@ -61,8 +75,10 @@ async def graph_fragment(
 
 
 @router.get("/ui/w/{ref}/graph.svg")
-async def graph_file(ref: str, services: ServicesDep, around: str | None = None) -> Response:
-    name, svg = await _graph(services, ref, around)
+async def graph_file(
+    ref: str, services: ServicesDep, around: str | None = None, expand: str = ""
+) -> Response:
+    name, svg = await _graph(services, ref, around, expand)
     safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
     return Response(
         svg,

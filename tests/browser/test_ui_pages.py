@@ -152,10 +152,11 @@ def test_downloads_are_the_workflow_as_yaml_and_the_graph_as_svg(
 
 
 def graph_nodes(driver: WebDriver) -> set[str]:
-    return {
-        t.get_attribute("textContent")
-        for t in driver.find_elements(By.CSS_SELECTOR, "#graph g.node > title")
-    }
+    # in one script: the graph is swapped whole, which leaves found elements stale
+    names: list[str] = driver.execute_script(
+        "return [...document.querySelectorAll('#graph g.node > title')].map((t) => t.textContent)"
+    )
+    return set(names)
 
 
 def test_a_jobs_neighbourhood_and_back_to_the_whole_graph(
@@ -172,3 +173,65 @@ def test_a_jobs_neighbourhood_and_back_to_the_whole_graph(
     wait(browser, "c and its neighbours", lambda d: graph_nodes(d) == {"b", "c", "d"})
     browser.find_element(By.ID, "graph-all").click()
     wait(browser, "the whole graph again", lambda d: graph_nodes(d) == {"a", "b", "c", "d"})
+
+
+def folded_status(driver: WebDriver, title: str) -> str | None:
+    text: str | None = driver.execute_script(
+        """for (const g of document.querySelectorAll('#graph g.node')) {
+             if (g.querySelector('title').textContent === arguments[0])
+               return [...g.querySelectorAll('text')].map((t) => t.textContent).join(' | ');
+           } return null;""",
+        title,
+    )
+    return text
+
+
+def test_a_big_array_is_one_live_node_that_opens_on_click(
+    browser: WebDriver, daemon: DaemonProc, tmp_path: Path
+) -> None:
+    gate = tmp_path / "gate"
+    wf = daemon.submit(
+        "name: sweep\njobs:\n"
+        f"  work: {{array: 60, run: 'while [ ! -e {gate} ]; do sleep 0.05; done'}}\n"
+        "  after: {needs: [work], run: 'true'}\n"
+    )
+    logged_in(browser, daemon, f"/w/{wf}")
+    wait(browser, "the folded node", lambda d: "running" in (folded_status(d, "work[×60]") or ""))
+    assert graph_nodes(browser) == {"work[×60]", "after"}
+    gate.touch()
+    wait(
+        browser, "its counts", lambda d: folded_status(d, "work[×60]") == "work[×60] | 60 succeeded"
+    )
+    browser.find_element(By.CSS_SELECTOR, "#graph g.node:first-of-type").click()
+    wait(browser, "its elements", lambda d: len(graph_nodes(d)) == 61)
+    assert {f"work[{i}]" for i in range(60)} < graph_nodes(browser)
+
+
+def test_a_5000_job_workflow_renders_and_cancels_from_its_button(
+    browser: WebDriver, daemon: DaemonProc, tmp_path: Path
+) -> None:
+    gate = tmp_path / "gate"
+    wf = daemon.submit(
+        "name: huge\njobs:\n"
+        f"  gate: {{run: 'while [ ! -e {gate} ]; do sleep 0.05; done'}}\n"
+        "  sweep: {array: 5000, needs: [gate], run: 'true'}\n"
+    )
+    logged_in(browser, daemon, f"/w/{wf}")
+    rows = browser.execute_script("return document.querySelectorAll('#jobs tbody tr').length")
+    assert rows == 5001
+    wait(browser, "the graph, sweep folded", lambda d: graph_nodes(d) == {"gate", "sweep[×5000]"})
+    assert folded_status(browser, "sweep[×5000]") == "sweep[×5000] | 5000 pending"
+    browser.find_element(By.ID, "cancel-workflow").click()
+    wait(browser, "the confirmation", lambda d: d.find_element(By.ID, "confirm").is_displayed())
+    browser.find_element(By.ID, "confirm-ok").click()
+    state = browser.find_element(By.ID, "wf-state")
+    wait(browser, "the workflow cancelled", lambda d: state.text == "cancelled")
+    wait(
+        browser,
+        "the folded node's counts",
+        lambda d: (
+            "5000 " in (folded_status(d, "sweep[×5000]") or "")
+            and "pending" not in (folded_status(d, "sweep[×5000]") or "")
+        ),
+    )
+    assert daemon.jobs(wf)["gate"]["state"] == "cancelled"
