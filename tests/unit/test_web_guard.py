@@ -152,3 +152,17 @@ def test_a_log_tail_starts_at_a_line(tmp_path: Path) -> None:
     # the 10 bytes before 18 begin inside "first line": they start at "second"
     assert _read_tail(str(log), 18, 10) == (11, 18, b"second\n")
     assert _read_tail(str(tmp_path / "missing"), None, 10) == (0, 0, b"")
+
+
+async def test_a_websocket_is_closed_before_anything_else() -> None:
+    app = create_web_app(_as_services(None), TOKEN, "127.0.0.1")  # type: ignore[arg-type]
+    sent: list[dict[str, object]] = []
+
+    async def receive() -> dict[str, object]:
+        return {"type": "websocket.connect"}
+
+    async def send(message: dict[str, object]) -> None:
+        sent.append(message)
+
+    await app({"type": "websocket", "path": "/", "headers": []}, receive, send)  # type: ignore[arg-type]
+    assert sent == [{"type": "websocket.close", "code": 1008}]
