@@ -82,14 +82,18 @@ class WebListener:
         self._sock: socket.socket | None = None
         self._host = ""
         self._port = 0
+        self._token = ""
 
     async def open(self, host: str, port: int | None) -> dict[str, Any]:
         async with self._lock:  # two `ccctl ui` at once must not bind twice
             token = load_token(self._state_dir)
-            same = host == self._host and port in (None, self._port)
+            # a new token (its file was deleted to revoke the old one) needs a new guard
+            same = host == self._host and port in (None, self._port) and token == self._token
             if self._task is None or self._task.done() or not same:
+                # no port asked: keep the one it has (a bookmark, an ssh -L), else any
+                keep = self._port if host == self._host else 0
                 await self._close()
-                await self._start(host, port or 0, token)
+                await self._start(host, port or keep, token)
             return {
                 "url": page_url(self._host, self._port, token),
                 "host": self._host,
@@ -111,7 +115,7 @@ class WebListener:
             error = task.exception() if task.done() else None
             raise CcdError(f"the web listener on {host}:{sock.getsockname()[1]} failed: {error}")
         self._server, self._task, self._sock = server, task, sock
-        self._host, self._port = host, int(sock.getsockname()[1])
+        self._host, self._port, self._token = host, int(sock.getsockname()[1]), token
         log.info("web dashboard on http://%s:%d/ (ccctl ui prints its link)", host, self._port)
 
     async def close(self) -> None:

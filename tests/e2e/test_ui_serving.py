@@ -181,3 +181,12 @@ def test_configured_listener_is_on_from_the_start_and_closes_with_the_daemon(
     assert d.stop() == 0
     with pytest.raises(ConnectionRefusedError):
         request(port, "GET", "/")
+
+
+def test_a_deleted_token_file_revokes_the_token(ccctl: Ccctl, daemon: DaemonProc) -> None:
+    _, port, old = open_ui(ccctl)
+    (daemon.state_dir / TOKEN_FILE).unlink()
+    _, again, new = open_ui(ccctl)
+    assert new != old and again == port  # the same port, under the new token only
+    assert request(port, "GET", "/v1/health", {"Authorization": f"Bearer {old}"}).status == 401
+    assert request(port, "GET", "/v1/health", {"Authorization": f"Bearer {new}"}).status == 200
