@@ -11,6 +11,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Self
@@ -89,6 +90,16 @@ class BenchDaemon:
         start = time.perf_counter()
         wf = str(self.client.call("POST", "/v1/workflows", body=text.encode())["id"])
         return wf, time.perf_counter() - start
+
+    def wait_for(self, wf: str, predicate: Callable[[dict[str, Any]], bool]) -> dict[str, Any]:
+        """The first event of `wf` for which `predicate` holds (following the stream)."""
+        for line in self.client.stream_lines(path_of("workflows", wf, "events"), {"follow": True}):
+            if line.strip() and predicate(event := json.loads(line)):
+                return dict(event)
+        raise RuntimeError(f"workflow {wf} ended before the awaited event")
+
+    def status(self, wf: str) -> dict[str, Any]:
+        return dict(self.client.call("GET", path_of("workflows", wf)))
 
     def wait(self, wf: str) -> str:
         """Follow the workflow's event stream to its end; its final state."""

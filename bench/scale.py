@@ -20,6 +20,12 @@ For each shape and size, a fresh daemon (so its memory is this workflow's):
 Shapes: fan-out 1 → N-2 → 1; layered: layers 100 wide, each job needing two
 jobs of the layer before.
 
+foreach: a job outputs a JSON list of 10,000 items and a ``foreach:`` job fans
+out over it at run time: the daemon's CPU for the expansion (its elements then
+wait for the workflow's concurrency, so running them is not counted) against the
+same workflow with an ``array:`` made at submit, and the peak RSS, under the
+same memory rule.
+
     python bench/scale.py [--quick] [--json]
 """
 
@@ -47,6 +53,7 @@ from bench.common import (
     rss_mb,
 )
 from bench.throughput import baseline, ccd_workflow, fan
+from ccd.cli.client import path_of
 
 CONCURRENCY = 16
 #: workflows up to this size run to the end in every repeat, not only the last:
@@ -137,6 +144,86 @@ def measure(base: Path, shape: str, size: int, run: bool, repeat: int) -> dict[s
     }
 
 
+FOREACH = """\
+name: foreach-{n}
+concurrency: 2
+jobs:
+  hold: {{run: 'while [ ! -f {gate}.2 ]; do sleep 0.05; done'}}
+  split:
+    run: |
+      while [ ! -f {gate}.1 ]; do sleep 0.05; done
+      python3 -c 'print("::ccd output grid=" + str(list(range({n}))))'
+  each:
+    needs: [split]
+    {fan}
+    run: 'sleep 600'
+"""
+
+
+def settled_cpu(pid: int, interval: float = 0.3, timeout: float = 30.0) -> float:
+    """The daemon's CPU time once it stopped growing (the expansion is done)."""
+    deadline, last = time.monotonic() + timeout, cpu_s(pid)
+    while time.monotonic() < deadline:
+        time.sleep(interval)
+        now = cpu_s(pid)
+        if now - last < 0.01:
+            return now
+        last = now
+    return last
+
+
+def measure_foreach(base: Path, items: int) -> list[Row]:
+    """The daemon CPU and peak RSS of one foreach fanning out over `items` items, and
+    the CPU of the same workflow with an ``array:`` of as many elements, made at
+    submit, for comparison (in the same run).
+
+    The workflow runs two jobs at once, one of which (`hold`) waits for a file: once
+    its parent ends, one element runs and the others wait for the workflow's limit,
+    so the CPU from the parent's release to the daemon going quiet is the parent's
+    end, the expansion and queueing every element, nothing of running them."""
+    spent = {}
+    for way in ("foreach: ${{ jobs.split.outputs.grid }}", f"array: {items}"):
+        kind = way.split(":")[0]
+        spent[kind], peak = _fan_out_cpu(base / f"{kind}-{items}", items, way)
+        if kind == "foreach":
+            foreach_peak = peak
+    return [
+        Row(f"foreach {items:,} items: expansion daemon CPU (vs array: made at submit)",
+            "< 1 s", f"{spent['foreach']:.2f} s", f"{spent['array']:.2f} s",
+            f"{spent['array'] / spent['foreach']:.2f}" if spent["foreach"] else "",
+            met=spent["foreach"] < 1.0),
+        Row(f"foreach {items:,} items: daemon peak RSS", "< 150 MB", f"{foreach_peak:.0f} MB",
+            met=foreach_peak < 150),
+    ]  # fmt: skip
+
+
+def _fan_out_cpu(where: Path, items: int, fan: str) -> tuple[float, float]:
+    daemon = BenchDaemon(where, CONFIG)
+    gate = where.with_suffix(".gate")
+    try:
+        daemon.run(ccd_workflow("warm-up", SHAPES["fan-out"](10), CONCURRENCY))
+        wf, _ = daemon.submit(FOREACH.format(n=items, gate=gate, fan=fan))
+        daemon.wait_for(wf, lambda e: e["kind"] == "job.state" and e["job"] == "split"
+                        and e["data"]["state"] == "running")  # fmt: skip
+        time.sleep(0.5)  # the submit's own work is done
+        with RssSampler(daemon.pid, 0.1) as sampler:
+            before = cpu_s(daemon.pid)
+            Path(f"{gate}.1").touch()
+            daemon.wait_for(wf, lambda e: e["kind"] == "job.state" and e["job"] == "each[0]"
+                            and e["data"]["state"] == "running")  # fmt: skip
+            spent = settled_cpu(daemon.pid) - before
+        peak = max(sampler.peak, peak_rss_mb(daemon.pid))
+        made = sum(1 for j in daemon.status(wf)["jobs"] if j["name"].startswith("each["))
+        daemon.client.call("POST", path_of("workflows", wf, "cancel"))
+        Path(f"{gate}.2").touch()
+        daemon.wait(wf)
+    finally:
+        daemon.close()
+    if made != items:
+        raise RuntimeError(f"{where.name}: {made} elements, not {items}")
+    return spent, peak
+
+
 def rows_for(results: dict[tuple[str, int], dict[str, Any]]) -> list[Row]:
     rows = []
     for (shape, size), r in results.items():
@@ -214,6 +301,9 @@ def main() -> None:
     )
     parser.add_argument("--no-run", action="store_true", help="accept only; do not run the jobs")
     parser.add_argument("--json", action="store_true")
+    parser.add_argument(
+        "--foreach", type=int, default=10_000, help="items of the foreach case (0: skip it)"
+    )
     args = parser.parse_args()
     # the 100,000-job run takes minutes: one shape is enough to show ms/job stays flat
     full = {"fan-out": 10_000, "layered": 100_000}
@@ -226,9 +316,10 @@ def main() -> None:
                 r = measure(base, shape, size, size <= limit, args.repeat)
                 results[(shape, size)] = r
                 print(f"# {shape} {size}: {r}", file=sys.stderr)
+        foreach_rows = measure_foreach(base, args.foreach) if args.foreach else []
     finally:
         remove_scratch(base)
-    print_rows(rows_for(results), args.json)
+    print_rows(rows_for(results) + foreach_rows, args.json)
 
 
 if __name__ == "__main__":

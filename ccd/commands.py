@@ -24,9 +24,11 @@ from dataclasses import dataclass
 
 from ccd.expand import shell_word
 from ccd.spec.model import Job
-from ccd.spec.references import OPEN, Malformed, Reference, parse
+from ccd.spec.references import OPEN, Item, Malformed, Reference, parse
 
 _NOT_ENV = re.compile(r"[^A-Za-z0-9_]")
+#: a foreach element's item: the JSON text of the item (a text item as itself)
+ITEM_ENV = "CCD_ITEM"
 #: the executed copy of a notebook job's notebook, in its attempt's run directory
 EXECUTED_NOTEBOOK = "output.ipynb"
 
@@ -150,7 +152,7 @@ class _Substitution:
             shell_word(part)
             if isinstance(part, str)
             # `$$` is a literal `$`: the value is not expanded
-            else shell_word(self.value(self._checked(part))[1].replace("$", "$$"))
+            else shell_word(self.variable(part)[1].replace("$", "$$"))
             for part in parse(text)
         )
 
@@ -164,15 +166,24 @@ class _Substitution:
             if isinstance(part, str):
                 words.append(part if quote is None else quote(part))
                 continue
-            name, value = self.value(self._checked(part))
+            name, value = self.variable(part)
             self.env[name] = value
             words.append("${" + name + "}" if quote is None else '"${' + name + '}"')
         return "".join(words)
 
-    def _checked(self, part: Reference | Malformed) -> Reference:
+    def variable(self, part: Reference | Malformed | Item) -> tuple[str, str]:
+        """The variable a ``${{ … }}`` stands for, and its value."""
         if isinstance(part, Malformed):
             raise MissingOutput(f"{part.message} (ccd never passes '{OPEN}' to the shell)")
-        return part
+        if isinstance(part, Item):
+            element = self.job.array
+            if element is None or not element.foreach:
+                raise MissingOutput(
+                    f"'{part.written}' in job '{self.job.name}': only an element of a "
+                    "foreach job has an item"
+                )
+            return ITEM_ENV, element.value
+        return self.value(part)
 
 
 def resolve(

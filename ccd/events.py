@@ -18,6 +18,11 @@ class EventKind(StrEnum):
     WORKFLOW_SUBMITTED = "workflow.submitted"
     #: data: {state, reason?}; the workflow's state changed
     WORKFLOW_STATE = "workflow.state"
+    #: jobs joined a running workflow. A foreach job's elements: the event's job is
+    #: the foreach job, which they replace; data {items (the item texts), needs (its
+    #: children's new parents), reason}. Jobs a user added: data {jobs: {name: Job as
+    #: JSON}, positions: {name: listing position}, reason}
+    WORKFLOW_JOBS_ADDED = "workflow.jobs_added"
     #: data: {state, attempt?, reason?, exit_code?, handle?}; a job's state changed; the
     #: ``running`` event of an attempt carries its executor handle (how to find it again)
     JOB_STATE = "job.state"

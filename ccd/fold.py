@@ -96,7 +96,8 @@ class JobRow:
     # Field order is the column order of the jobs table.
     workflow_id: str
     name: str
-    position: int
+    #: listing order; a foreach job's elements take fractions of its place
+    position: float
     state: str
     attempt: int
     progress: float | None
@@ -123,12 +124,18 @@ class Fold:
     ) -> None:
         self.workflows = workflows
         self.jobs = jobs
+        #: what jobs_added changes beyond rows: jobs replaced (workflow, job), new
+        #: parents (needs as JSON, workflow, job) and merge patches of specs (patch, workflow)
+        self.deleted: list[tuple[str, str]] = []
+        self.needs_changed: list[tuple[str, str, str]] = []
+        self.spec_patches: list[tuple[str, str]] = []
         # Unbound functions, not bound methods: a Fold holding its own bound methods
         # is a reference cycle, and a batch's rows (100,000 of them for a big submit)
         # would then wait for the cyclic garbage collector instead of being freed.
         handlers: dict[EventKind, Callable[[Fold, Event], None]] = {
             EventKind.WORKFLOW_SUBMITTED: Fold._submitted,
             EventKind.WORKFLOW_STATE: Fold._workflow_state,
+            EventKind.WORKFLOW_JOBS_ADDED: Fold._jobs_added,
             EventKind.JOB_STATE: Fold._job_state,
             EventKind.JOB_LAUNCHED: Fold._launched,
             EventKind.JOB_PROGRESS: Fold._progress,
@@ -197,6 +204,53 @@ class Fold:
         row.ended = now if state in FINAL_WORKFLOW_STATES else None
         row.dirty = True
 
+    def _jobs_added(self, event: Event) -> None:
+        row = self._workflow(event)
+        if event.job is not None:
+            self._fanned_out(event)
+        else:
+            self._added(event)
+        row.updated = float(event.time)
+        row.dirty = True
+
+    def _fanned_out(self, event: Event) -> None:
+        """A foreach job replaced by one element per item, listed in its place."""
+        template, data = self._job(event), event.data
+        items, needs = data.get("items"), data.get("needs", {})
+        if not isinstance(items, list) or not items or not isinstance(needs, dict):
+            raise BadEvent("workflow.jobs_added: a fan-out needs its items and children")
+        wid, now, step = event.workflow_id, float(event.time), 1 / (len(items) + 1)
+        for index in range(len(items)):
+            name = f"{template.name}[{index}]"
+            self.jobs[(wid, name)] = JobRow(
+                wid, name, template.position + (index + 1) * step, JobState.PENDING.value,
+                0, None, None, None, None, template.host, template.executor, template.needs,
+                None, "{}", None, None, now, new=True,
+            )  # fmt: skip
+        del self.jobs[(wid, template.name)]
+        self.deleted.append((wid, template.name))
+        for child, parents in needs.items():
+            text = dumps(list(parents))
+            if (child_row := self.jobs.get((wid, child))) is not None:
+                child_row.needs = text
+            self.needs_changed.append((text, wid, str(child)))
+        # the stored spec keeps the foreach job, with what it fanned out over
+        self.spec_patches.append((dumps({"jobs": {template.name: {"items": items}}}), wid))
+
+    def _added(self, event: Event) -> None:
+        """Jobs a user added to a running workflow."""
+        wid, now, data = event.workflow_id, float(event.time), event.data
+        jobs, positions = data.get("jobs"), data.get("positions")
+        if not isinstance(jobs, dict) or not jobs or not isinstance(positions, dict):
+            raise BadEvent("workflow.jobs_added: jobs and their positions are missing")
+        if set(positions) != set(jobs) or any((wid, name) in self.jobs for name in jobs):
+            raise BadEvent("workflow.jobs_added: positions must name every new job, once")
+        rows = [_new_job(wid, n, float(positions[n]), job, now) for n, job in jobs.items()]
+        # Nothing above mutates the fold, so a malformed event is rejected cleanly.
+        for new_row in rows:
+            self.jobs[(wid, new_row.name)] = new_row
+        self.spec_patches.append((dumps({"jobs": jobs}), wid))
+
     # -- job events -------------------------------------------------------------------
     def _job_state(self, event: Event) -> None:
         row, data, now = self._job(event), event.data, float(event.time)
@@ -264,7 +318,7 @@ class Fold:
         row.dirty = True
 
 
-def _new_job(wid: str, name: str, position: int, job: dict[str, Any], now: float) -> JobRow:
+def _new_job(wid: str, name: str, position: float, job: dict[str, Any], now: float) -> JobRow:
     needs = job.get("needs", [])
     if not isinstance(needs, list):
         raise BadEvent(f"workflow.submitted: needs of job {name!r} is not a list")

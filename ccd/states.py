@@ -106,6 +106,10 @@ def workflow_state(job_states: list[JobState], cancelled: bool) -> WorkflowState
         return WorkflowState.CANCELLED
     if all(s is JobState.SUCCEEDED for s in job_states):
         return WorkflowState.SUCCEEDED
+    # skipped with nothing failed or cancelled: only an empty foreach list (and what
+    # needs it) does that, and nothing to do is done
+    if all(s in (JobState.SUCCEEDED, JobState.SKIPPED) for s in job_states):
+        return WorkflowState.SUCCEEDED
     if any(s is JobState.CANCELLED for s in job_states) and not any(
         s in (JobState.FAILED, JobState.TIMED_OUT) for s in job_states
     ):

@@ -26,8 +26,10 @@ from ccd.api.models import (
     WorkflowStatus,
     WorkflowSummary,
 )
+from ccd.commands import EXECUTED_NOTEBOOK
 from ccd.config import DaemonConfig
 from ccd.errors import CcdError, NotFound
+from ccd.executors.environment import declares_environment
 from ccd.executors.wrapper import LOG, attempt_dir
 from ccd.heap import gc_paused
 from ccd.spec.export import export_yaml
@@ -57,11 +59,17 @@ async def read_spec(request: Request, source: str | None, config: DaemonConfig) 
     if len(body) > MAX_BODY:
         raise CcdError(f"workflow is {len(body)} bytes; the limit is {MAX_BODY}")
     hosts = config.known_hosts()
+    local_environment = declares_environment(config.host_config("localhost"))
     # validation is CPU work that grows with the file: keep it off the loop
     if not source:
         # no file, so no directory for relative paths: the loader refuses them
         return await asyncio.to_thread(
-            load_workflow_text, body, source="<request>", base_dir=None, known_hosts=hosts
+            load_workflow_text,
+            body,
+            source="<request>",
+            base_dir=None,
+            known_hosts=hosts,
+            local_environment=local_environment,
         )
     path = Path(source)
     if not path.is_absolute():
@@ -70,7 +78,12 @@ async def read_spec(request: Request, source: str | None, config: DaemonConfig) 
             "(e.g. ?source=/abs/path/of/wf.yaml)"
         )
     return await asyncio.to_thread(
-        load_workflow_text, body, source=str(path), base_dir=path.parent, known_hosts=hosts
+        load_workflow_text,
+        body,
+        source=str(path),
+        base_dir=path.parent,
+        known_hosts=hosts,
+        local_environment=local_environment,
     )
 
 
@@ -159,21 +172,30 @@ async def spec(
 async def show_job(ref: str, job: str, services: ServicesDep) -> dict[str, Any]:
     """One job: its row as in the status, its working directory (``run``: the
     attempt's run directory), the current attempt's run directory on the host where
-    it runs, and the local file that holds its log (what ``ccctl logs`` reads)."""
+    it runs, the local file that holds its log (what ``ccctl logs`` reads), and for
+    a notebook job the executed notebook papermill writes there."""
     store = services.store
     workflow_id = (await find_workflow(store, ref))["id"]
     row = await find_job(store, workflow_id, job)
-    spec = await store.get_job_spec(workflow_id, job) or {}
+    spec = await store.get_job_spec(workflow_id, job)
+    if spec is None and job.endswith("]"):
+        # an element of a foreach job: the stored spec keeps the job as written
+        spec = await store.get_job_spec(workflow_id, job[: job.rindex("[")])
+    spec = spec or {}
     local = None
     if row["attempt"]:
         local = attempt_dir(services.config.runs_dir, workflow_id, job, row["attempt"])
     handle = row["handle"] or {}
     run_dir = handle.get("run_dir") or (None if local is None else str(local))
+    notebook = None
+    if run_dir is not None and str(spec.get("script") or "").endswith(".ipynb"):
+        notebook = f"{run_dir}/{EXECUTED_NOTEBOOK}"
     return {
         **row,
         "workdir": spec.get("workdir"),
         "run_dir": run_dir,
         "log": None if local is None else str(local / LOG),
+        "notebook": notebook,
     }
 
 

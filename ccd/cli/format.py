@@ -165,6 +165,13 @@ def _progress_text(data: Mapping[str, Any]) -> str:
     return text
 
 
+def _added_text(data: Mapping[str, Any]) -> str:
+    names = list(data.get("jobs") or {})
+    shown = ", ".join(names) if len(names) <= 3 else f"{names[0]} … {names[-1]}"
+    what = "fanned out into" if str(data.get("reason", "")).startswith("foreach") else "added"
+    return f"{what} {len(names)} job(s): {one_line(shown)}"
+
+
 _EVENT_TEXT: dict[str, Callable[[Mapping[str, Any]], str]] = {
     "job.state": _state_text,
     "workflow.state": _state_text,
@@ -173,6 +180,7 @@ _EVENT_TEXT: dict[str, Callable[[Mapping[str, Any]], str]] = {
     "job.warning": lambda d: f"warning: {one_line(d.get('message', ''))}",
     "job.launched": lambda d: f"launched attempt {d.get('attempt')}",
     "workflow.submitted": lambda d: f"submitted {one_line(d.get('name'))}",
+    "workflow.jobs_added": _added_text,
 }
 
 

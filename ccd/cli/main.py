@@ -56,16 +56,19 @@ def validate(
     """Check workflow files without running them (no daemon needed); exit 2 on any problem."""
     from ccd.config import load_config
     from ccd.errors import SpecError
+    from ccd.executors.environment import declares_environment
     from ccd.spec.validate import load_workflow_file
 
     try:
-        hosts = load_config().known_hosts()
+        config = load_config()
     except CcdError as exc:
         fail(exc.message, 2)
+    hosts = config.known_hosts()
+    local_environment = declares_environment(config.host_config("localhost"))
     bad = 0
     for file in files:
         try:
-            spec = load_workflow_file(file, known_hosts=hosts)
+            spec = load_workflow_file(file, known_hosts=hosts, local_environment=local_environment)
         except SpecError as exc:
             bad += 1
             print(exc.message, file=sys.stderr)

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ccd.config import DaemonConfig
+from ccd.engine import fanout
 from ccd.engine.job import LAUNCHED, JobRun
 from ccd.engine.pool import check_workflow
 from ccd.engine.run import WorkflowRun
@@ -175,7 +176,9 @@ class Engine:
         raw = await self._store.get_spec(workflow_id)
         if raw is None:
             raise NotFound(f"no workflow {workflow_id}")
-        return Workflow.model_validate(raw), await self._store.get_jobs(workflow_id)
+        # foreach jobs that fanned out run as their elements again
+        spec = fanout.expanded(Workflow.model_validate(raw))
+        return spec, await self._store.get_jobs(workflow_id)
 
     @staticmethod
     def _job_runs(spec: Workflow, rows: list[dict[str, Any]]) -> dict[str, JobRun]:

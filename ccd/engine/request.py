@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 
-from ccd.commands import resolve
+from ccd.commands import ITEM_ENV, resolve
 from ccd.config import DaemonConfig
 from ccd.engine.job import JobRun
 from ccd.executors.base import LaunchRequest
@@ -12,7 +12,7 @@ from ccd.executors.environment import effective
 from ccd.spec.model import Workflow, element_name
 
 
-class _Outputs(Mapping[str, Mapping[str, str]]):
+class Outputs(Mapping[str, Mapping[str, str]]):
     """Jobs' outputs by job name, without copying them for every launch."""
 
     def __init__(self, jobs: Mapping[str, JobRun]) -> None:
@@ -92,10 +92,12 @@ def launch_request(
     if job.array is not None:
         base_env["CCD_ARRAY_INDEX"] = str(job.array.index)
         base_env["CCD_ARRAY_VALUE"] = job.array.value
+        if job.array.foreach:
+            base_env[ITEM_ENV] = job.array.value
     host = config.hosts.get(job.host)
     resolved = resolve(
         job,
-        outputs=_Outputs(jobs),
+        outputs=Outputs(jobs),
         is_ancestor=_Ancestry(spec, job.name),
         base_env=base_env,
         python=host.python if host is not None else "python3",

@@ -14,14 +14,16 @@ import logging
 from collections.abc import Mapping
 
 from ccd.config import DaemonConfig
+from ccd.engine import fanout
 from ccd.engine.attempt import Attempts
 from ccd.engine.job import LAUNCHED, JobEvents, JobRun
 from ccd.engine.outcome import Outcome, retry_delay, retry_reason
+from ccd.engine.request import Outputs, array_elements
 from ccd.engine.slots import Slots
 from ccd.errors import NotFound
 from ccd.events import Event, EventKind
 from ccd.executors.base import Executor
-from ccd.spec.model import ExecutorKind, Workflow
+from ccd.spec.model import ExecutorKind, Job, Workflow
 from ccd.states import FINAL_JOB_STATES, JobState, workflow_state
 from ccd.store import Store
 
@@ -174,6 +176,8 @@ class WorkflowRun:
     async def _job_main(self, jr: JobRun) -> None:
         try:
             outcome = await self._job_body(jr)
+            if outcome is None:  # a foreach job, replaced by its elements
+                return
         except asyncio.CancelledError:
             if self._closing or jr.cancel_reason is None:
                 raise
@@ -195,14 +199,17 @@ class WorkflowRun:
             )
         self._finished(jr)
 
-    async def _job_body(self, jr: JobRun) -> Outcome:
-        """The job's attempts, retried as its spec says; the last one's outcome."""
+    async def _job_body(self, jr: JobRun) -> Outcome | None:
+        """The job's attempts, retried as its spec says; the last one's outcome (None:
+        a foreach job that its elements replaced)."""
         if jr.handle is not None and jr.state in LAUNCHED:
             outcome = await self._attempts.adopt(jr)
         else:
             blocked = self._blocked_by_parents(jr)
             if blocked is not None:
                 return blocked
+            if jr.spec.foreach is not None:
+                return await self._fan_out(jr)
             outcome = await self._attempts.run(jr)
         while (delay := retry_delay(jr.spec, jr.attempt, outcome)) is not None:
             self._events.set_state(
@@ -226,6 +233,68 @@ class WorkflowRun:
             jr.root_cause = root
             if pr.state is JobState.CANCELLED:
                 return Outcome(JobState.CANCELLED, reason=f"ancestor '{root}' was cancelled")
-            what = "timed out" if self.jobs[root].state is JobState.TIMED_OUT else "failed"
+            cause = self.jobs.get(root)
+            if cause is not None and cause.state is JobState.SKIPPED:
+                what = f"was skipped ({cause.reason})"  # an empty foreach list
+            elif cause is not None and cause.state is JobState.TIMED_OUT:
+                what = "timed out"
+            else:
+                what = "failed"
             return Outcome(JobState.SKIPPED, reason=f"ancestor '{root}' {what}")
         return None
+
+    # -- foreach --------------------------------------------------------------------
+    async def _fan_out(self, jr: JobRun) -> Outcome | None:
+        """Replace the foreach job `jr` by its elements; its outcome if it has none."""
+        try:
+            values = fanout.items(
+                jr.spec, Outputs(self.jobs), lambda name: array_elements(self.spec, name)
+            )
+        except fanout.ForeachFailed as exc:
+            return Outcome(JobState.FAILED, reason=str(exc))
+        if not values:
+            return Outcome(JobState.SKIPPED, reason="foreach list is empty")
+        texts = [fanout.item_text(value) for value in values]
+        made = fanout.elements(jr.spec, texts)
+        children = fanout.rewired(
+            (other.spec for other in self.jobs.values() if jr.name in other.spec.needs),
+            jr.name,
+            list(made),
+        )
+        data = {
+            "items": texts,
+            "needs": {name: job.needs for name, job in children.items()},
+            "reason": f"foreach: {len(made)} item(s)",
+        }
+        committed = self._store.emit(Event(self.id, jr.name, EventKind.WORKFLOW_JOBS_ADDED, data))
+        runs = self._replace(jr, made, children)
+        # written before any element starts: a restart sees the elements or the
+        # foreach job, and runs each element exactly once either way
+        await committed
+        for er in runs:
+            if not er.done and not self.cancelled:
+                self._start_job(er)
+        return None
+
+    def _replace(
+        self, jr: JobRun, made: Mapping[str, Job], children: Mapping[str, Job]
+    ) -> list[JobRun]:
+        """Put `made` in the DAG instead of `jr`; its waiting children wait for all."""
+        # the run's spec is the live DAG: launches read ancestors and arrays from it
+        del self.jobs[jr.name], self.spec.jobs[jr.name]
+        self.spec.jobs.update(made)
+        self.spec.jobs.update(children)
+        for name, child in children.items():
+            self.jobs[name].spec = child
+        waiting = self._children.pop(jr.name, [])
+        runs = []
+        for name, job in made.items():
+            runs.append(er := JobRun(job))
+            self.jobs[name] = er
+            if waiting:
+                self._children[name] = list(waiting)
+        for child_run in waiting:
+            child_run.blocking += len(made) - 1
+        self._unfinished += len(made) - 1
+        jr.done = True
+        return runs

@@ -37,7 +37,7 @@ TOP_KEYS: Final = ("name", "concurrency", "defaults", "jobs")
 #: every key a job may have, in the order they are checked
 JOB_KEYS: Final = tuple(FIELD_CHECKS)
 _JOB_KEY_SET: Final = frozenset(JOB_KEYS)
-_PER_JOB_ONLY: Final = frozenset({"name", "run", "script", "args", "needs", "array"})
+_PER_JOB_ONLY: Final = frozenset({"name", "run", "script", "args", "needs", "array", "foreach"})
 DEFAULT_KEYS: Final = tuple(key for key in JOB_KEYS if key not in _PER_JOB_ONLY)
 _MERGED_KEYS: Final = frozenset({"env", "resources"})
 

@@ -1,5 +1,5 @@
 """The checks of the keys that declare a job's software (``venv``, ``conda``,
-``modules``, ``container``, ``setup``) and a notebook's ``params``."""
+``modules``, ``container``, ``setup``), a notebook's ``params``, and ``foreach``."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from typing import Any, Final
 
 from ccd.spec.field_kit import Bad, FieldCheck, FieldContext, need_nonempty, plain_data
 from ccd.spec.hints import show, what
+from ccd.spec.references import Reference, parse
 
 
 def _venv(value: object, context: FieldContext) -> str:
@@ -73,6 +74,28 @@ def _params(value: object, context: FieldContext) -> dict[str, Any]:
     return checked
 
 
+def _foreach(value: object, context: FieldContext) -> str | list[Any]:
+    """``foreach: [a, b]`` or ``foreach: ${{ jobs.NAME.outputs.KEY }}`` (a JSON list)."""
+    if isinstance(value, list):
+        if len(value) > MAX_FOREACH:
+            raise Bad("bad-value", f"foreach has {len(value)} items; at most {MAX_FOREACH}")
+        checked = plain_data(value, (), "foreach")
+        assert isinstance(checked, list)
+        return checked
+    if isinstance(value, str):
+        parts = parse(value.strip())
+        if len(parts) == 1 and isinstance(parts[0], Reference):
+            return value.strip()
+    raise Bad(
+        "wrong-type",
+        "foreach must be a list (foreach: [a, b]) or one output reference holding a "
+        f"JSON list (foreach: ${{{{ jobs.NAME.outputs.KEY }}}}), not {show(value)}",
+    )
+
+
+#: items of one ``foreach:`` at most (as for ``array:``)
+MAX_FOREACH: Final = 100_000
+
 #: the keys above, in the order they are checked (part of ``FIELD_CHECKS``)
 SOFTWARE_CHECKS: Final[Mapping[str, FieldCheck]] = {
     "venv": _venv,
@@ -81,4 +104,5 @@ SOFTWARE_CHECKS: Final[Mapping[str, FieldCheck]] = {
     "container": _container,
     "setup": _setup,
     "params": _params,
+    "foreach": _foreach,
 }

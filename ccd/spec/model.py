@@ -44,17 +44,21 @@ class ExecutorKind(StrEnum):
 
 
 class ArrayElement(BaseModel):
-    """One element of a job written with ``array:`` (a parameter sweep)."""
+    """One element of a job written with ``array:`` (a parameter sweep), or of a
+    ``foreach:`` job, made when its list was known (at run time)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     #: the job's name as written; its elements are ``group[0]``, ``group[1]``, …
     group: str
     index: int
-    #: the element's value (``array: [a, b]``), or its index as text (``array: N``)
+    #: the element's value (``array: [a, b]``), or its index as text (``array: N``);
+    #: a foreach item as JSON text (a text item as itself): ``$CCD_ITEM``
     value: str
     #: how many elements the array has
     size: int
+    #: an element of a ``foreach:`` job (it has ``${{ item }}``)
+    foreach: bool = False
 
 
 def element_name(group: str, index: int) -> str:
@@ -101,6 +105,12 @@ class Job(BaseModel):
     setup: list[str] = Field(default_factory=list)
     #: a notebook's parameters (papermill's ``parameters`` cell)
     params: dict[str, Any] = Field(default_factory=dict)
+    #: fan out at run time, one element per item: a literal list, or one output
+    #: reference whose value is a JSON list (ccd.engine.fanout)
+    foreach: str | list[Any] | None = None
+    #: the items a foreach job fanned out over (each as ``$CCD_ITEM`` holds it), set
+    #: in the stored spec when it did; no file sets it (ccd.engine.fanout.expanded)
+    items: list[str] | None = None
 
 
 class Workflow(BaseModel):

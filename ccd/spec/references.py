@@ -4,8 +4,11 @@ Three forms, each between ``${{`` and ``}}``:
 
 * ``jobs.NAME.outputs.KEY``: the output KEY of the job NAME, an ancestor;
 * ``jobs.NAME[I].outputs.KEY``: the output KEY of element I of the array job NAME;
-* ``jobs.NAME.outputs.KEY`` where NAME is an array job: a JSON list of every
-  element's KEY, in index order (every element must be an ancestor: ``needs: [NAME]``).
+* ``jobs.NAME.outputs.KEY`` where NAME is an array or foreach job: a JSON list of
+  every element's KEY, in index order (every element must be an ancestor:
+  ``needs: [NAME]``);
+
+and ``${{ item }}`` in a ``foreach:`` job: the element's item (``$CCD_ITEM``).
 
 `parse` splits a text into literal text, references and malformed pieces; the
 validator (`reference_problems`) and the launch (`ccd.commands`) both use it, so
@@ -27,6 +30,7 @@ from ccd.spec.positions import PathKey, Report
 OPEN: Final = "${{"
 CLOSE: Final = "}}"
 FORMS: Final = "${{ jobs.NAME.outputs.KEY }} (or jobs.NAME[INDEX].outputs.KEY for one element)"
+_ITEM_BODY = re.compile(r"\s*item\s*")
 _BODY = re.compile(
     r"\s*jobs\.([A-Za-z0-9][A-Za-z0-9._-]*)(?:\[(\d+)\])?\.outputs\.([A-Za-z_][A-Za-z0-9_]*)\s*"
 )
@@ -61,7 +65,14 @@ class Malformed:
     message: str
 
 
-Part = str | Reference | Malformed
+@dataclass(frozen=True, slots=True)
+class Item:
+    """``${{ item }}``: the item of a foreach job's element."""
+
+    written: str
+
+
+Part = str | Reference | Malformed | Item
 
 
 def parse(text: str) -> list[Part]:
@@ -80,7 +91,9 @@ def parse(text: str) -> list[Part]:
             return parts
         written = text[at : end + len(CLOSE)]
         match = _BODY.fullmatch(text, at + len(OPEN), end)
-        if match is None:
+        if match is None and _ITEM_BODY.fullmatch(text, at + len(OPEN), end):
+            parts.append(Item(written))
+        elif match is None:
             parts.append(Malformed(written, _malformed(written)))
         else:
             name, index, key = match.groups()
@@ -104,19 +117,45 @@ def reference_problems(drafts: dict[str, Draft], suggest: Suggestions) -> list[R
     """Every malformed reference, and every one to a job that is not an ancestor."""
     reports: list[Report] = []
     sizes = {name: _array_size(draft) for name, draft in drafts.items()}
+    fans = {name for name, draft in drafts.items() if "foreach" in draft.fields}
     for name, draft in drafts.items():
         ancestors = _Ancestors(drafts, name)
+        if name in fans and "array" in draft.fields:
+            message = f"job {name!r} has both array: and foreach:; keep one"
+            reports.append((draft.fields["foreach"][1], "array-and-foreach", message, True))
         for path, text in _texts(draft):
             for part in parse(text):
                 if isinstance(part, str):
                     continue
-                if isinstance(part, Malformed):
-                    reports.append((path, "bad-reference", f"job {name!r}: {part.message}", False))
-                    continue
-                problem = _reference_problem(name, part, sizes, ancestors, suggest)
+                problem = _part_problem(name, part, sizes, fans, ancestors, suggest)
                 if problem is not None:
                     reports.append((path, *problem, False))
     return reports
+
+
+def _part_problem(
+    child: str,
+    part: Reference | Malformed | Item,
+    sizes: Mapping[str, int | None],
+    fans: set[str],
+    ancestors: _Ancestors,
+    suggest: Suggestions,
+) -> tuple[str, str] | None:
+    if isinstance(part, Malformed):
+        return "bad-reference", f"job {child!r}: {part.message}"
+    if isinstance(part, Item):
+        if child in fans:
+            return None
+        return "bad-reference", (
+            f"'{part.written}' in job {child!r}: only a job with foreach: has an item"
+        )
+    if part.index is not None and part.job in fans:
+        return "bad-reference", (
+            f"'{part.written}' in job {child!r}: the elements of foreach job {part.job!r} "
+            f"are known only when it runs; write jobs.{part.job}.outputs.{part.key} "
+            "for all of them (a JSON list)"
+        )
+    return _reference_problem(child, part, sizes, ancestors, suggest)
 
 
 def _reference_problem(
@@ -150,6 +189,9 @@ def _reference_problem(
 
 def _texts(draft: Draft) -> Iterator[tuple[PathKey, str]]:
     """The values of `draft` in which references are resolved, and where each was written."""
+    foreach = draft.fields.get("foreach")
+    if foreach is not None and isinstance(foreach[0], str):
+        yield foreach[1], foreach[0]
     run = draft.fields.get("run")
     if run is not None and isinstance(run[0], str) and OPEN in run[0]:
         yield run[1], run[0]

@@ -37,6 +37,11 @@ INSERT_EVENT = (
     "INSERT INTO events (seq, workflow_id, job, time, kind, data) VALUES (?, ?, ?, ?, ?, ?)"
 )
 UPDATE_WORKFLOW = "UPDATE workflows SET state = ?, updated = ?, ended = ? WHERE id = ?"
+DELETE_JOB = "DELETE FROM jobs WHERE workflow_id = ? AND name = ?"
+UPDATE_NEEDS = "UPDATE jobs SET needs = ? WHERE workflow_id = ? AND name = ?"
+#: RFC 7396 merge patch, in SQLite: a null removes a job, objects merge, lists replace,
+#: so a 100,000-job spec is changed without loading it into Python
+PATCH_SPEC = "UPDATE workflows SET spec = json_patch(spec, ?) WHERE id = ?"
 UPDATE_JOB = """
     UPDATE jobs SET state = ?, attempt = ?, progress = ?, message = ?, exit_code = ?,
                     reason = ?, handle = ?, outputs = ?, started = ?, ended = ?, updated = ?
@@ -73,6 +78,13 @@ async def persist(db: aiosqlite.Connection, fold: Fold, events: list[tuple[Any, 
         await db.executemany(UPDATE_JOB, changed_jobs)
     if changed := [(w.state, w.updated, w.ended, w.id) for w in workflows if w.dirty and not w.new]:
         await db.executemany(UPDATE_WORKFLOW, changed)
+    # jobs added to a running workflow (a foreach job's elements replace it)
+    if fold.deleted:
+        await db.executemany(DELETE_JOB, fold.deleted)
+    if fold.needs_changed:
+        await db.executemany(UPDATE_NEEDS, fold.needs_changed)
+    if fold.spec_patches:
+        await db.executemany(PATCH_SPEC, fold.spec_patches)
 
 
 def _workflow_insert(w: WorkflowRow) -> tuple[Any, ...]:

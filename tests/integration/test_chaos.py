@@ -126,3 +126,47 @@ def test_kill_9_during_launch_bursts_runs_every_job_exactly_once(
         assert workflow_state_on_disk(d, wf) == "running", f"ended before kill {kill + 1}"
         d.start()
     assert_exactly_once(d, wf, ledger)
+
+
+def test_kill_9_around_a_foreach_expansion_runs_every_element_exactly_once(
+    daemon_factory: Any, tmp_path: Path
+) -> None:
+    rng = random.Random(SEED + 2)
+    ledger = tmp_path / "ledger"
+    items = 60
+    command = f'echo "$CCD_JOB $CCD_ATTEMPT $CCD_ITEM" >> {ledger}; sleep 0.$((CCD_ITEM % 3))'
+    spec = (
+        "name: chaos-foreach\njobs:\n"
+        f"  split: {{run: 'sleep 0.2; echo \"::ccd output grid=[$(seq -s, 0 {items - 1})]\"'}}\n"
+        f"  train: {{needs: [split], foreach: '${{{{ jobs.split.outputs.grid }}}}', "
+        f"run: '{command}'}}\n"
+        f"  report: {{needs: [train], run: 'echo \"report $CCD_ATTEMPT\" >> {ledger}'}}\n"
+    )
+    d: DaemonProc = daemon_factory("hosts:\n  localhost: {max_jobs: 10}\n")
+    d.start()
+    wf = d.submit(spec)
+    # first the moment the parent's success is committed: the expansion is next
+    d.wait_for_event(
+        wf,
+        lambda e: (
+            e["kind"] == "job.state" and e["job"] == "split" and e["data"]["state"] == "succeeded"
+        ),
+    )
+    d.stop(signal.SIGKILL)
+    d.start()
+    seq = 0
+    for _ in range(4):  # then in the middle of the elements
+        seq = wait_events(d, wf, seq, rng.randint(10, 40))
+        time.sleep(rng.uniform(0, 0.05))
+        d.stop(signal.SIGKILL)
+        assert workflow_state_on_disk(d, wf) == "running"
+        d.start()
+    status = d.wait_final(wf)
+    assert status["state"] == "succeeded", [j for j in status["jobs"] if j["state"] != "succeeded"]
+    assert {j["attempt"] for j in status["jobs"]} == {1}
+    counts = collections.Counter(ledger.read_text().splitlines())
+    expected = {f"train[{i}] 1 {i}" for i in range(items)} | {"report 1"}
+    assert set(counts) == expected, sorted(set(counts) ^ expected)
+    assert [line for line, n in counts.items() if n != 1] == []
+    added = [e for e in d.events(wf) if e["kind"] == "workflow.jobs_added"]
+    assert len(added) == 1 and added[0]["data"]["items"] == [str(i) for i in range(items)]

@@ -176,6 +176,12 @@ EVENT_TEXTS = [
     ({"kind": "job.warning", "job": None, "data": {"message": "slow"}}, "workflow warning: slow"),
     ({"kind": "job.launched", "job": "c", "data": {"attempt": 1}}, "c launched attempt 1"),
     ({"kind": "workflow.submitted", "job": None, "data": {"name": "w"}}, "workflow submitted w"),
+    ({"kind": "workflow.jobs_added", "job": "t",
+      "data": {"jobs": {f"t[{i}]": {} for i in range(5)}, "reason": "foreach: 5 item(s)"}},
+     "t fanned out into 5 job(s): t[0] … t[4]"),
+    ({"kind": "workflow.jobs_added", "job": None,
+      "data": {"jobs": {"x": {}, "y": {}}, "reason": "added by a user"}},
+     "workflow added 2 job(s): x, y"),
     ({"kind": "job.new_kind", "job": "c", "data": {}}, "c job.new_kind"),
 ]  # fmt: skip
 
