@@ -86,6 +86,7 @@ async def workflows_page(
     page: Annotated[int, Query(ge=1)] = 1,
 ) -> HTMLResponse:
     """Newest first, filtered by state and by a part of the name, `PAGE_SIZE` a page."""
+    seq = services.store.last_seq  # the page follows the events after this one
     rows = await services.store.list_workflows(LIST_LIMIT)
     chosen = [row for row in rows if matches(row, state, name)]
     pages = max(1, -(-len(chosen) // PAGE_SIZE))
@@ -103,6 +104,7 @@ async def workflows_page(
         page=min(page, pages),
         pages=pages,
         matched=len(chosen),
+        seq=seq,
         states=[s.value for s in WorkflowState],
     )
 

@@ -235,3 +235,32 @@ def test_a_5000_job_workflow_renders_and_cancels_from_its_button(
         ),
     )
     assert daemon.jobs(wf)["gate"]["state"] == "cancelled"
+
+
+def test_the_list_shows_new_workflows_and_their_ends_without_reload(
+    browser: WebDriver, daemon: DaemonProc, tmp_path: Path
+) -> None:
+    logged_in(browser, daemon)
+    wait(
+        browser,
+        "the empty list",
+        lambda d: "No workflows yet" in d.find_element(By.ID, "workflows").text,
+    )
+    browser.execute_script("window.__notReloaded = true")
+    gate = tmp_path / "gate"
+    wf = daemon.submit(
+        f"name: later\njobs:\n  a: {{run: 'while [ ! -e {gate} ]; do sleep 0.05; done'}}\n"
+    )
+
+    def state(d: WebDriver) -> str | None:
+        text: str | None = d.execute_script(
+            "const r = document.querySelector(`#workflow-list tr[data-workflow='${arguments[0]}']`);"
+            "return r && r.querySelector('.state').textContent",
+            wf,
+        )
+        return text
+
+    wait(browser, "the new workflow", lambda d: state(d) == "running")
+    gate.touch()
+    wait(browser, "its end", lambda d: state(d) == "succeeded")
+    assert browser.execute_script("return window.__notReloaded") is True

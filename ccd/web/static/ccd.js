@@ -460,8 +460,46 @@
     return { open };
   }
 
+  // -- the workflow list ------------------------------------------------------------------
+  // The table is drawn again when a workflow or a job changes state (not on progress),
+  // at most every 2 s: the list follows every workflow's events instead of polling, so
+  // an open list costs the daemon nothing while nothing happens.
+  const REFRESH_EVERY = 2000;
+  function WorkflowList(refresher) {
+    let since = Number(refresher.dataset.seq), timer = null, last = 0;
+    const MATTERS = new Set(["workflow.submitted", "workflow.state", "job.state", "workflow.jobs_added"]);
+    function refresh() {
+      timer = null;
+      last = Date.now();
+      htmx.trigger(refresher, "refresh");
+    }
+    function changed() {
+      if (!timer) timer = setTimeout(refresh, Math.max(0, last + REFRESH_EVERY - Date.now()));
+    }
+    (async function follow() {
+      for (let pause = 500; ; pause = Math.min(pause * 2, 8000)) {
+        try {
+          const resp = await fetch(`/v1/events?follow=true&since=${since}`);
+          if (resp.ok) {
+            pause = 500;
+            await readLines(resp.body, (line) => {
+              if (!line.trim()) return;
+              const ev = JSON.parse(line);
+              since = Math.max(since, ev.seq);
+              if (MATTERS.has(ev.kind)) changed();
+            });
+          }
+        } catch (err) { /* the daemon restarted: follow again */ }
+        changed(); // whatever happened while the stream was down
+        await new Promise((r) => setTimeout(r, pause));
+      }
+    })();
+  }
+
   const upload = $("upload");
   if (upload) setupUpload(upload);
+  const refresher = $("list-refresh");
+  if (refresher) WorkflowList(refresher);
   const initial = $("ccd-initial");
   if (initial) WorkflowPage(JSON.parse(initial.textContent));
 })();
