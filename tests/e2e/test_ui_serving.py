@@ -190,3 +190,22 @@ def test_a_deleted_token_file_revokes_the_token(ccctl: Ccctl, daemon: DaemonProc
     assert new != old and again == port  # the same port, under the new token only
     assert request(port, "GET", "/v1/health", {"Authorization": f"Bearer {old}"}).status == 401
     assert request(port, "GET", "/v1/health", {"Authorization": f"Bearer {new}"}).status == 200
+
+
+def test_on_a_desktop_ui_opens_the_link_and_not_over_ssh(
+    ccctl: Ccctl, daemon: DaemonProc, tmp_path: Path
+) -> None:
+    opened = tmp_path / "opened"
+    recorder = tmp_path / "browser.sh"
+    recorder.write_text(f'#!/bin/sh\necho "$1" >> {opened}\n')
+    recorder.chmod(0o755)
+    desktop = ccctl.environ(DISPLAY=":0", BROWSER=str(recorder), SSH_CONNECTION=None, SSH_TTY=None)
+    assert ccctl("ui", "--no-open", env=desktop).code == 0
+    over_ssh = {**desktop, "SSH_CONNECTION": "10.0.0.1 5000 10.0.0.2 22"}
+    assert ccctl("ui", env=over_ssh).code == 0
+    console = ccctl.environ(DISPLAY=None, WAYLAND_DISPLAY=None, BROWSER=str(recorder))
+    assert ccctl("ui", env=console).code == 0
+    assert not opened.exists()  # --no-open, ssh, no display: printed only
+    result = ccctl("ui", env=desktop)
+    assert result.code == 0, str(result)
+    assert opened.read_text().splitlines() == [result.lines[-1]]
