@@ -94,15 +94,20 @@ async def log_tail(
     services: ServicesDep,
     before: Annotated[int | None, Query(ge=0)] = None,
     limit: Annotated[int, Query(ge=1, le=16 * TAIL)] = TAIL,
+    attempt: Annotated[int | None, Query(ge=1)] = None,
 ) -> Response:
-    """Up to `limit` bytes of the latest attempt's log that end at `before` (default:
-    its end now); the headers say where they start and end, and which attempt."""
+    """Up to `limit` bytes of an attempt's log (default: the latest) that end at
+    `before` (default: its end now); the headers say where they start and end, and
+    which attempt."""
     store = services.store
     workflow_id = (await find_workflow(store, ref))["id"]
     row = await find_job(store, workflow_id, job)
     if row["attempt"] < 1:
         raise NotFound(f"job '{job}' has not started, so it has no log")
-    path = attempt_dir(services.config.runs_dir, workflow_id, job, row["attempt"]) / LOG
+    number = attempt or row["attempt"]
+    if number > row["attempt"]:
+        raise NotFound(f"job '{job}' has no attempt {number} (it has {row['attempt']})")
+    path = attempt_dir(services.config.runs_dir, workflow_id, job, number) / LOG
     start, end, data = await asyncio.to_thread(_read_tail, str(path), before, limit)
     return Response(
         data,
@@ -110,7 +115,7 @@ async def log_tail(
         headers={
             "x-log-start": str(start),
             "x-log-end": str(end),
-            "x-log-attempt": str(row["attempt"]),
+            "x-log-attempt": str(number),
         },
     )
 

@@ -94,7 +94,8 @@ def test_retry_asks_first_and_runs_the_failed_jobs_again(
 ) -> None:
     ok = tmp_path / "ok"
     wf = daemon.submit(
-        f"name: flaky\njobs:\n  try: {{run: '[ -e {ok} ]'}}\n  then: {{needs: [try], run: 'true'}}\n"
+        f"name: flaky\njobs:\n  try: {{run: 'if [ -e {ok} ]; then echo fine; else echo missing; exit 1; fi'}}\n"
+        "  then: {needs: [try], run: 'true'}\n"
     )
     assert daemon.wait_final(wf)["state"] == "failed"
     logged_in(browser, daemon, f"/w/{wf}")
@@ -116,6 +117,16 @@ def test_retry_asks_first_and_runs_the_failed_jobs_again(
     wait(browser, "the retried workflow succeeded", lambda d: state.text == "succeeded")
     assert row(browser, "try").find_element(By.CSS_SELECTOR, ".c-attempt").text == "2"
     assert row(browser, "then").find_element(By.CSS_SELECTOR, ".c-state").text == "succeeded"
+
+    # the job's panel: what `ccctl status WF try` says, and either attempt's log
+    row(browser, "try").click()
+    detail = browser.find_element(By.ID, "job-detail")
+    wait(browser, "the job's detail", lambda d: "run directory" in detail.text)
+    assert str(daemon.state_dir / "runs" / wf / "try" / "2") in detail.text
+    log = browser.find_element(By.ID, "log")
+    wait(browser, "attempt 2's log", lambda d: log.text == "fine")
+    browser.find_element(By.CSS_SELECTOR, '#log-attempt option[value="1"]').click()
+    wait(browser, "attempt 1's log", lambda d: log.text == "missing")
 
 
 def fetch_text(driver: WebDriver, element_id: str) -> str:

@@ -43,6 +43,10 @@
     });
   }
 
+  function clock(stamp) {
+    return stamp == null ? null : new Date(stamp * 1000).toLocaleString();
+  }
+
   function duration(seconds) {
     if (seconds == null) return "";
     const s = Math.max(0, Math.floor(seconds));
@@ -196,6 +200,7 @@
       const wasRunning = j.state === "running";
       j.state = d.state;
       if (j.name === selected && d.state === "running" && !wasRunning) log.open(j.name);
+      if (j.name === selected) detail(j.name);
     }
 
     // a foreach fanned out: the table and the graph were drawn without its jobs
@@ -315,7 +320,37 @@
       headDirty = true;
       schedule();
       log.open(name);
+      detail(name);
     }
+
+    // the picked job as `ccctl status WF JOB` shows it, and which attempt's log to show
+    const DETAIL = [
+      ["state", (r) => r.state], ["attempt", (r) => r.attempt], ["host", (r) => `${r.host} (${r.executor})`],
+      ["exit code", (r) => r.exit_code], ["reason", (r) => r.reason],
+      ["started", (r) => clock(r.started)], ["ended", (r) => clock(r.ended)],
+      ["workdir", (r) => r.workdir], ["run directory", (r) => r.run_dir], ["log file", (r) => r.log],
+      ["outputs", (r) => (Object.keys(r.outputs || {}).length ? JSON.stringify(r.outputs) : null)],
+    ];
+    async function detail(name) {
+      const resp = await fetch(`/v1/workflows/${enc(wf.id)}/jobs/${enc(name)}`);
+      if (!resp.ok || name !== selected) return;
+      const r = await resp.json();
+      const dl = $("job-detail");
+      dl.textContent = "";
+      for (const [label, value] of DETAIL) {
+        const v = value(r);
+        if (v == null || v === "") continue;
+        const dt = document.createElement("dt"), dd = document.createElement("dd");
+        dt.textContent = label;
+        dd.textContent = v;
+        dl.append(dt, dd);
+      }
+      const pick = $("log-attempt");
+      pick.textContent = "";
+      for (let n = r.attempt; n >= 1; n--) pick.add(new Option(`attempt ${n}`, String(n)));
+      pick.hidden = r.attempt < 2;
+    }
+    $("log-attempt").addEventListener("change", (e) => { if (selected) log.open(selected, e.target.value); });
     rows.forEach((tr, name) => tr.addEventListener("click", () => select(name)));
 
     const SORT_VALUE = {
@@ -418,7 +453,9 @@
       if (atBottom) pre.scrollTop = pre.scrollHeight;
     }
 
-    async function open(name) {
+    let attemptShown = null;
+
+    async function open(name, attempt) {
       const mine = ++generation;
       if (controller) controller.abort();
       controller = new AbortController();
@@ -427,12 +464,13 @@
       pre.textContent = "";
       note.textContent = "";
       const base = `/v1/workflows/${enc(workflowId)}/jobs/${enc(name)}`;
-      const tail = await fetch(`/ui/w/${enc(workflowId)}/jobs/${enc(name)}/tail`);
+      const which = attempt ? `?attempt=${attempt}` : "";
+      const tail = await fetch(`/ui/w/${enc(workflowId)}/jobs/${enc(name)}/tail${which}`);
       if (mine !== generation) return;
       if (!tail.ok) { note.textContent = await errorText(tail); more.hidden = true; return; }
       start = Number(tail.headers.get("x-log-start"));
       const end = Number(tail.headers.get("x-log-end"));
-      const attempt = tail.headers.get("x-log-attempt");
+      attempt = attemptShown = tail.headers.get("x-log-attempt");
       more.hidden = start === 0;
       note.textContent = `attempt ${attempt}`;
       const text = await tail.text();
@@ -448,7 +486,8 @@
 
     more.addEventListener("click", async () => {
       if (!job || start === 0) return;
-      const resp = await fetch(`/ui/w/${enc(workflowId)}/jobs/${enc(job)}/tail?before=${start}`);
+      const resp = await fetch(
+        `/ui/w/${enc(workflowId)}/jobs/${enc(job)}/tail?before=${start}&attempt=${attemptShown}`);
       if (!resp.ok) { flash(await errorText(resp), true); return; }
       start = Number(resp.headers.get("x-log-start"));
       more.hidden = start === 0;
