@@ -17,7 +17,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ccd import __version__
-from ccd.api import admin, docs, hosts, streams, ui, workflows
+from ccd.api import additions, admin, docs, hosts, streams, ui, workflows
 from ccd.api.services import Services
 from ccd.errors import CcdError
 
@@ -29,7 +29,14 @@ def create_app(services: Services) -> FastAPI:
     # health check was ~260), and these routers have no prefix, tags or
     # dependencies to combine.  (So `app.dependency_overrides` does not reach
     # them: a test passes its own `Services` instead.)
-    routers = (admin.router, workflows.router, hosts.router, streams.router, ui.router)
+    routers = (
+        admin.router,
+        workflows.router,
+        additions.router,
+        hosts.router,
+        streams.router,
+        ui.router,
+    )
     app = FastAPI(
         title="ccd",
         version=__version__,

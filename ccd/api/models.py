@@ -63,6 +63,12 @@ class Cancelled(BaseModel):
     seq: int
 
 
+class Added(BaseModel):
+    id: str
+    #: the jobs added, in the fragment's order
+    added: list[str]
+
+
 class Retried(BaseModel):
     id: str
     #: the jobs set to run again

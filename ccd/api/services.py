@@ -19,8 +19,10 @@ from typing import TYPE_CHECKING, Any, Protocol
 from ccd.retention import RemoteRuns
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from ccd.config import DaemonConfig
-    from ccd.spec.model import Workflow
+    from ccd.spec.model import Job, Workflow
     from ccd.store import Store
 
 
@@ -34,6 +36,10 @@ class EngineControl(Protocol):
     def cancel(self, workflow_id: str, job: str | None = None) -> None: ...
 
     async def retry(self, workflow_id: str) -> list[str]: ...
+
+    def live_spec(self, workflow_id: str) -> Workflow | None: ...
+
+    async def add_jobs(self, workflow_id: str, jobs: Mapping[str, Job]) -> list[str]: ...
 
 
 class SshHosts(RemoteRuns, Protocol):

@@ -55,36 +55,34 @@ SPEC_ANSWER: dict[int | str, dict[str, Any]] = {
 
 async def read_spec(request: Request, source: str | None, config: DaemonConfig) -> Workflow:
     """The validated workflow in the request body (YAML); `source` is its file."""
+    body, name, base_dir = await request_text(request, source)
+    # validation is CPU work that grows with the file: keep it off the loop
+    return await asyncio.to_thread(
+        load_workflow_text,
+        body,
+        source=name,
+        base_dir=base_dir,
+        known_hosts=config.known_hosts(),
+        local_environment=declares_environment(config.host_config("localhost")),
+    )
+
+
+async def request_text(request: Request, source: str | None) -> tuple[bytes, str, Path | None]:
+    """The body of a request holding workflow YAML, the name its problems are
+    reported under, and the directory its relative paths are read from: that of
+    its file `source`; None without one (the loader then refuses relative paths)."""
     body = await request.body()
     if len(body) > MAX_BODY:
         raise CcdError(f"workflow is {len(body)} bytes; the limit is {MAX_BODY}")
-    hosts = config.known_hosts()
-    local_environment = declares_environment(config.host_config("localhost"))
-    # validation is CPU work that grows with the file: keep it off the loop
     if not source:
-        # no file, so no directory for relative paths: the loader refuses them
-        return await asyncio.to_thread(
-            load_workflow_text,
-            body,
-            source="<request>",
-            base_dir=None,
-            known_hosts=hosts,
-            local_environment=local_environment,
-        )
+        return body, "<request>", None
     path = Path(source)
     if not path.is_absolute():
         raise CcdError(
             f"source must be the workflow file's absolute path, not {source!r} "
             "(e.g. ?source=/abs/path/of/wf.yaml)"
         )
-    return await asyncio.to_thread(
-        load_workflow_text,
-        body,
-        source=str(path),
-        base_dir=path.parent,
-        known_hosts=hosts,
-        local_environment=local_environment,
-    )
+    return body, str(path), path.parent
 
 
 @router.post("/v1/validate", response_model=Validated, openapi_extra=YAML_BODY)

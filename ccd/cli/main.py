@@ -31,6 +31,7 @@ from ccd.cli.common import (
     quiet_pipe,
 )
 from ccd.cli.format import event_text, format_clock
+from ccd.cli.post import add, post_yaml
 from ccd.cli.service import daemon_app, hosts_app
 from ccd.cli.ui import ui
 from ccd.errors import CcdError
@@ -46,6 +47,7 @@ app = typer.Typer(
 app.add_typer(daemon_app, name="daemon")
 app.add_typer(hosts_app, name="hosts")
 app.command("ui")(ui)
+app.command("add")(add)
 
 
 # -- workflows -----------------------------------------------------------------------
@@ -85,18 +87,7 @@ def submit(
     as_json: JsonOpt = False,
 ) -> None:
     """Submit a workflow to the daemon (starting the daemon if needed)."""
-    try:
-        body = file.read_bytes()
-    except OSError as exc:
-        fail(f"cannot read {file}: {exc.strerror}", 2)
-    c = client()
-    result = c.call(
-        "POST",
-        "/v1/workflows",
-        params={"source": str(file.resolve())},
-        body=body,
-        headers={"Content-Type": "application/yaml"},
-    )
+    result = post_yaml("/v1/workflows", file)
     if as_json:
         print_json(result)
     else:

@@ -23,7 +23,7 @@ from ccd.errors import Conflict, NotFound
 from ccd.events import Event, EventKind
 from ccd.executors.base import Executor
 from ccd.fold import EncodedJSON
-from ccd.spec.model import ExecutorKind, Workflow
+from ccd.spec.model import ExecutorKind, Job, Workflow
 from ccd.states import RETRYABLE_JOB_STATES, JobState, check_transition
 from ccd.store import Store
 
@@ -47,6 +47,11 @@ class Engine:
 
     def is_running(self, workflow_id: str) -> bool:
         return workflow_id in self._runs
+
+    def live_spec(self, workflow_id: str) -> Workflow | None:
+        """The DAG a running workflow has now (grown by foreach and added jobs)."""
+        run = self._runs.get(workflow_id)
+        return None if run is None else run.spec
 
     async def submit(self, spec: Workflow) -> str:
         # a local job asking for more GPUs, CPUs or memory than the host has would wait
@@ -102,6 +107,31 @@ class Engine:
             )
         finally:
             self._runs.pop(run.id, None)
+
+    async def add_jobs(self, workflow_id: str, jobs: Mapping[str, Job]) -> list[str]:
+        """Add checked `jobs` to a running workflow; they start when their parents
+        are final (at once if they are). The names added, in order."""
+        run = self._runs.get(workflow_id)
+        if run is None or run.finishing:
+            raise Conflict(
+                f"workflow {workflow_id} has ended, so no jobs can join it: submit them "
+                f"as a workflow of their own, or 'ccctl retry {workflow_id}' to run its "
+                "failed, cancelled and skipped jobs again"
+            )
+        jobs = run.current_parents(jobs)
+        check_workflow(run.spec.model_copy(update={"jobs": dict(jobs)}), self._slots.resources)
+        # after every position a job has had (a foreach's elements take fractions of its)
+        first = len(run.spec.jobs)
+        data = {
+            "jobs": {name: job.model_dump(mode="json") for name, job in jobs.items()},
+            "positions": {name: first + i for i, name in enumerate(jobs)},
+            "reason": "added by a user",
+        }
+        committed = self._store.emit(Event(workflow_id, None, EventKind.WORKFLOW_JOBS_ADDED, data))
+        runs = run.add(jobs)  # counted now, so the run cannot end before they do
+        await committed  # recorded before any starts: a restart runs each exactly once
+        run.start_ready(runs)
+        return list(jobs)
 
     def cancel(self, workflow_id: str, job: str | None = None) -> None:
         run = self._runs.get(workflow_id)

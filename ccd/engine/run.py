@@ -20,7 +20,7 @@ from ccd.engine.job import LAUNCHED, JobEvents, JobRun
 from ccd.engine.outcome import Outcome, retry_delay, retry_reason
 from ccd.engine.request import Outputs, array_elements
 from ccd.engine.slots import Slots
-from ccd.errors import NotFound
+from ccd.errors import Conflict, NotFound
 from ccd.events import Event, EventKind
 from ccd.executors.base import Executor
 from ccd.spec.model import ExecutorKind, Job, Workflow
@@ -97,6 +97,52 @@ class WorkflowRun:
         await self._store.record(
             Event(self.id, None, EventKind.WORKFLOW_STATE, {"state": final.value})
         )
+
+    @property
+    def finishing(self) -> bool:
+        """Every job is final: the run is recording its end and takes no more jobs."""
+        return self._all_final.is_set() or (self._counted and self._unfinished == 0)
+
+    def add(self, jobs: Mapping[str, Job]) -> list[JobRun]:
+        """Put new jobs in the DAG, waiting for their unfinished parents."""
+        if not self._counted:
+            self._count_parents()
+        self.spec.jobs.update(jobs)
+        runs = []
+        for name, job in jobs.items():
+            runs.append(jr := JobRun(job))
+            self.jobs[name] = jr
+            for parent in job.needs:
+                if not self.jobs[parent].done:
+                    jr.blocking += 1
+                    self._children.setdefault(parent, []).append(jr)
+        self._unfinished += len(runs)
+        return runs
+
+    def current_parents(self, jobs: Mapping[str, Job]) -> dict[str, Job]:
+        """`jobs` with each parent that fanned out since they were checked (a foreach
+        job) replaced by its elements; Conflict if a parent is gone otherwise."""
+        result: dict[str, Job] = {}
+        for name, job in jobs.items():
+            needs: list[str] = []
+            for parent in job.needs:
+                if parent in self.jobs or parent in jobs:
+                    needs.append(parent)
+                elif (members := array_elements(self.spec, parent)) is not None:
+                    needs.extend(members)
+                else:
+                    raise Conflict(
+                        f"job {name!r} needs {parent!r}, which workflow {self.id} no longer "
+                        "has; check the jobs again and add them"
+                    )
+            result[name] = job if needs == job.needs else job.model_copy(update={"needs": needs})
+        return result
+
+    def start_ready(self, runs: list[JobRun]) -> None:
+        """Start those of `runs` whose parents are all final (and not settled since)."""
+        for jr in runs:
+            if jr.blocking == 0 and not jr.done and jr.task is None and not self.cancelled:
+                self._start_job(jr)
 
     def _count_parents(self) -> None:
         """Mark the final jobs done; link every other job to its unfinished parents."""

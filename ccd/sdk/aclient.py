@@ -27,8 +27,16 @@ import httpx
 
 from ccd.cli import client as http
 from ccd.errors import CcdError, DaemonUnreachable
-from ccd.sdk.client import Ref, submission
-from ccd.sdk.results import Cancelled, Event, Retried, WorkflowRef, WorkflowStatus, WorkflowSummary
+from ccd.sdk.client import Ref, fragment, submission
+from ccd.sdk.results import (
+    Added,
+    Cancelled,
+    Event,
+    Retried,
+    WorkflowRef,
+    WorkflowStatus,
+    WorkflowSummary,
+)
 
 if TYPE_CHECKING:
     from ccd.sdk.builder import Workflow
@@ -136,6 +144,13 @@ class AsyncClient:
         return WorkflowRef.from_json(
             await self._call("POST", "/v1/workflows", params, body, headers)
         )
+
+    async def add_jobs(self, ref: Ref, jobs: Workflow | str | os.PathLike[str]) -> Added:
+        """Add jobs to the running workflow `ref` (see `Client.add_jobs`)."""
+        body, source = await asyncio.to_thread(fragment, jobs)
+        path = http.path_of("workflows", str(ref), "jobs")
+        headers = {"Content-Type": "application/yaml"}
+        return Added.from_json(await self._call("POST", path, {"source": source}, body, headers))
 
     async def ls(self, limit: int = 100) -> list[WorkflowSummary]:
         rows = await self._call("GET", "/v1/workflows", {"limit": limit})

@@ -21,7 +21,15 @@ from typing import TYPE_CHECKING, Any, cast
 
 from ccd.cli import client as http
 from ccd.errors import CcdError
-from ccd.sdk.results import Cancelled, Event, Retried, WorkflowRef, WorkflowStatus, WorkflowSummary
+from ccd.sdk.results import (
+    Added,
+    Cancelled,
+    Event,
+    Retried,
+    WorkflowRef,
+    WorkflowStatus,
+    WorkflowSummary,
+)
 
 if TYPE_CHECKING:
     from ccd.sdk.builder import Workflow
@@ -73,6 +81,15 @@ class Client:
         headers = {"Content-Type": "application/yaml"}
         result = self._client().call("POST", "/v1/workflows", params, body, headers)
         return WorkflowRef.from_json(result)
+
+    def add_jobs(self, ref: Ref, jobs: Workflow | str | os.PathLike[str]) -> Added:
+        """Add the jobs of a built `Workflow` (its jobs and defaults), or of a file
+        holding ``jobs:``, to the running workflow `ref`; its jobs may be their
+        parents. The daemon checks them against the workflow's jobs."""
+        body, source = fragment(jobs)
+        path = http.path_of("workflows", str(ref), "jobs")
+        headers = {"Content-Type": "application/yaml"}
+        return Added.from_json(self._client().call("POST", path, {"source": source}, body, headers))
 
     def ls(self, limit: int = 100) -> list[WorkflowSummary]:
         """The newest workflows first."""
@@ -168,6 +185,20 @@ def submission(workflow: Workflow | str | os.PathLike[str]) -> tuple[bytes, str 
     # the file that built it (or that `from_yaml` read), for `ccctl ls` to show
     source = None if workflow.source.startswith("<") else os.path.abspath(workflow.source)
     return workflow_yaml(spec).encode(), source
+
+
+def fragment(jobs: Workflow | str | os.PathLike[str]) -> tuple[bytes, str]:
+    """The body and ``?source=`` of an add: a file as it is; a built workflow's jobs
+    (and defaults) as YAML, not checked here (their parents may be the running
+    workflow's), relative paths read from its directory."""
+    if isinstance(jobs, str | os.PathLike):
+        return submission(jobs)  # type: ignore[return-value]  # a path always has a source
+    import yaml
+
+    data = jobs.to_dict()
+    part = {key: data[key] for key in ("defaults", "jobs") if key in data}
+    source = jobs.source if not jobs.source.startswith("<") else str(jobs.base_dir / "<jobs>")
+    return yaml.safe_dump(part, sort_keys=False).encode(), source
 
 
 def _lines(chunks: Iterator[bytes]) -> Iterator[str]:

@@ -168,6 +168,17 @@ class Cancelled:
 
 
 @dataclass(frozen=True, slots=True)
+class Added:
+    id: str
+    #: the jobs added, in order
+    added: list[str]
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Added:
+        return _build(cls, data)
+
+
+@dataclass(frozen=True, slots=True)
 class Retried:
     id: str
     #: the jobs set to run again

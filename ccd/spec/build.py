@@ -8,6 +8,7 @@ every one of them).
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -39,8 +40,11 @@ class Draft:
         return (*self.needs_path, index) if self.needs_listed else self.needs_path
 
 
-def build_jobs(drafts: dict[str, Draft]) -> tuple[dict[str, Job], list[Report]]:
-    """The jobs of `drafts` in file order, and a report for any the model refused."""
+def build_jobs(
+    drafts: dict[str, Draft], only: Collection[str] | None = None
+) -> tuple[dict[str, Job], list[Report]]:
+    """The jobs of `drafts` in file order, and a report for any the model refused;
+    `only`: build just these (the others stand for jobs that exist already)."""
     jobs: dict[str, Job] = {}
     reports: list[Report] = []
     arrays: dict[str, list[str]] = {
@@ -53,6 +57,8 @@ def build_jobs(drafts: dict[str, Draft]) -> tuple[dict[str, Job], list[Report]]:
         for group, items in arrays.items()
     }
     for job_name, draft in drafts.items():
+        if only is not None and job_name not in only:
+            continue
         values: dict[str, Any] = {key: value for key, (value, _path) in draft.fields.items()}
         values.pop("array", None)
         parents = _parents(draft.needs, members)
