@@ -6,8 +6,10 @@ The browser is conftest.py's, the waits and looks helpers.py's.
 
 from __future__ import annotations
 
+import socket
 import textwrap
 from pathlib import Path
+from typing import Any
 
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
@@ -275,3 +277,31 @@ def test_the_list_shows_new_workflows_and_their_ends_without_reload(
     gate.touch()
     wait(browser, "its end", lambda d: state(d) == "succeeded")
     assert browser.execute_script("return window.__notReloaded") is True
+
+
+def test_the_page_says_when_it_is_stale_and_catches_up_after_a_restart(
+    browser: WebDriver, daemon_factory: Any, tmp_path: Path
+) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    d: DaemonProc = daemon_factory(f"web:\n  listen: 127.0.0.1:{port}\n")
+    d.start()
+    gate = tmp_path / "gate"
+    wf = d.submit(
+        f"name: survivor\njobs:\n  a: {{run: 'while [ ! -e {gate} ]; do sleep 0.05; done'}}\n"
+    )
+    assert logged_in(browser, d, f"/w/{wf}") == port  # the configured port
+    badge = browser.find_element(By.ID, "live")
+    wait(browser, "following", lambda dr: badge.text == "live")
+    wait(browser, "a running", lambda dr: row(dr, "a").get_attribute("class") == "state-running")
+    assert d.stop() == 0  # the job keeps running without it
+    wait(browser, "the page says so", lambda dr: badge.text == "reconnecting…")
+    d.start()
+    gate.touch()
+    wait(
+        browser,
+        "the end, seen after the restart",
+        lambda dr: dr.find_element(By.ID, "wf-state").text == "succeeded",
+    )
+    assert row(browser, "a").find_element(By.CSS_SELECTOR, ".c-state").text == "succeeded"

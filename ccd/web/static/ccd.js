@@ -210,23 +210,34 @@
     }
     $("jobs-added-reload").addEventListener("click", () => window.location.reload());
 
+    // whether the page is following: a user must know when what it shows is stale
+    function live(text, ok) {
+      const badge = $("live");
+      badge.textContent = text;
+      badge.className = ok ? "live ok" : "live";
+    }
+
     async function follow() {
       for (let pause = 500; ; pause = Math.min(pause * 2, 8000)) {
         try {
           const resp = await fetch(`/v1/workflows/${enc(wf.id)}/events?follow=true&since=${wf.seq}`);
           if (resp.ok) {
             pause = 250;
+            live("live", true);
             await readLines(resp.body, (line) => {
               if (!line.trim()) return; // keep-alive
               const ev = JSON.parse(line);
               wf.seq = Math.max(wf.seq, ev.seq);
               apply(ev);
             }, schedule);
+          } else {
+            live(`not following: ${await errorText(resp)}`, false);
           }
         } catch (err) { /* the daemon restarted or the network dropped: try again */ }
         schedule();
         // the stream ends with the workflow; a retry makes it run again (see below)
-        if (wf.state !== "running") return;
+        if (wf.state !== "running") { live("", true); return; }
+        if ($("live").className === "live ok") live("reconnecting…", false);
         await new Promise((r) => setTimeout(r, pause));
       }
     }
