@@ -322,6 +322,13 @@ class Store:
         """Newest first: id, name, state, source, created, updated, ended, counts {state: n}."""
         return await reads.list_workflows(self._read_db, limit)
 
+    async def list_workflows_page(
+        self, state: str, name: str, limit: int, offset: int
+    ) -> tuple[list[dict[str, Any]], int]:
+        """Newest first, of a state and with `name` in the name ('' for any): a page of
+        `list_workflows`' rows, and how many match in all."""
+        return await reads.list_workflows_page(self._read_db, state, name, limit, offset)
+
     async def find_workflow(self, ref: str) -> dict[str, Any] | None:
         """The workflow with id `ref`, else the newest one named `ref`."""
         return await reads.find_workflow(self._read_db, ref)

@@ -55,6 +55,23 @@ async def list_workflows(db: aiosqlite.Connection, limit: int) -> list[dict[str,
     return [_workflow(r) for r in rows]
 
 
+#: a page of the list: a state ('' for any) and a part of the name ('' for any)
+_MATCHING = "WHERE (?1 = '' OR w.state = ?1) AND (?2 = '' OR instr(lower(w.name), lower(?2)) > 0)"
+
+
+async def list_workflows_page(
+    db: aiosqlite.Connection, state: str, name: str, limit: int, offset: int
+) -> tuple[list[dict[str, Any]], int]:
+    """The dashboard's list: a page of the matching workflows, newest first, and how
+    many match.  Two statements: a workflow submitted between them is counted or
+    shown a moment early, which a list that draws itself again does not mind."""
+    count = "SELECT count(*) FROM workflows AS w " + _MATCHING
+    [[total]] = await _rows(db, count, (state, name))
+    page = f"{_WORKFLOW_SELECT} {_MATCHING} {_NEWEST} LIMIT ?3 OFFSET ?4"
+    rows = await _rows(db, page, (state, name, limit, offset))
+    return [_workflow(r) for r in rows], int(total)
+
+
 async def find_workflow(db: aiosqlite.Connection, ref: str) -> dict[str, Any] | None:
     # An id wins over a name, so a workflow can always be named unambiguously.
     rows = await _rows(db, f"{_WORKFLOW_SELECT} WHERE w.id = ?", (ref,))
