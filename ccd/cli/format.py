@@ -166,10 +166,11 @@ def _progress_text(data: Mapping[str, Any]) -> str:
 
 
 def _added_text(data: Mapping[str, Any]) -> str:
+    if isinstance(data.get("items"), list):  # a foreach job's elements replaced it
+        return f"fanned out into {len(data['items'])} element(s)"
     names = list(data.get("jobs") or {})
     shown = ", ".join(names) if len(names) <= 3 else f"{names[0]} … {names[-1]}"
-    what = "fanned out into" if str(data.get("reason", "")).startswith("foreach") else "added"
-    return f"{what} {len(names)} job(s): {one_line(shown)}"
+    return f"added {len(names)} job(s): {one_line(shown)}"
 
 
 _EVENT_TEXT: dict[str, Callable[[Mapping[str, Any]], str]] = {

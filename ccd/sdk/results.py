@@ -153,6 +153,13 @@ class Event:
     def from_json(cls, data: dict[str, Any]) -> Event:
         return _build(cls, data)
 
+    @property
+    def text(self) -> str:
+        """The event on one line, as ``ccctl events`` prints it (without the time)."""
+        from ccd.cli.format import event_text
+
+        return event_text({"kind": self.kind, "job": self.job, "data": self.data})
+
 
 @dataclass(frozen=True, slots=True)
 class Cancelled:
