@@ -10,6 +10,7 @@ asks for the MiB before, and the API's log stream follows on from the end.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 from collections import Counter
 from typing import Annotated, Any, Final
@@ -22,7 +23,7 @@ from ccd.cli.format import summary_line
 from ccd.cli.graph import neighbourhood, quote, render_svg, to_dot
 from ccd.errors import CcdError, NotFound
 from ccd.executors.wrapper import LOG, attempt_dir
-from ccd.web.collapse import collapse, group_of
+from ccd.web.collapse import collapse
 
 router = APIRouter(include_in_schema=False)
 
@@ -32,53 +33,61 @@ GRAPH_LIMIT: Final = 1500
 TAIL: Final = 1024 * 1024
 
 
+#: the groups a page asks to see member by member (``?expand=A&expand=B``)
+Expand = Annotated[list[str] | None, Query()]
+
+
 async def _graph(
-    services: ServicesDep, ref: str, around: str | None, expand: str
-) -> tuple[str, bytes]:
-    """The workflow's name and its graph: big groups folded (but those in `expand`, a
-    comma-separated list, and `around`'s own), or only `around` and its neighbours."""
+    services: ServicesDep, ref: str, around: str | None, expand: list[str] | None
+) -> tuple[str, bytes, dict[str, list[str]]]:
+    """The workflow's name, its graph and the groups folded in it (node → members):
+    all but those in `expand` and `around`'s own; only `around` and its neighbours
+    if given."""
     store = services.store
     row = await find_workflow(store, ref)
     jobs = every = await store.get_jobs(row["id"])
-    if around is not None and around not in {job["name"] for job in jobs}:
-        raise NotFound(f"no job named {around!r} in this workflow")
-    opened = {name for name in expand.split(",") if name}
     if around is not None:
-        opened.add(group_of(around) or around)
+        if around not in {job["name"] for job in jobs}:
+            raise NotFound(f"no job named {around!r} in this workflow")
         jobs = [job for job in jobs if job["name"] in neighbourhood(jobs, around)]
-    status: dict[str, Any] = {**row, "jobs": collapse(jobs, opened)[0]}
-    if len(status["jobs"]) > GRAPH_LIMIT:
+    drawn, folded = collapse(jobs, expand or (), keep=() if around is None else (around,))
+    status: dict[str, Any] = {**row, "jobs": drawn}
+    if len(drawn) > GRAPH_LIMIT:
         raise CcdError(
-            f"{len(status['jobs'])} nodes are too many to draw at once (the limit is "
+            f"{len(drawn)} nodes are too many to draw at once (the limit is "
             f"{GRAPH_LIMIT}): pick a job in the table to draw its neighbourhood"
         )
     dot = to_dot(status, around=around)
     # the title is `ccctl graph`'s summary line, which counts the rows drawn: count
-    # every job instead, a folded group's elements too
-    drawn = quote(summary_line(status))
+    # every job instead, a folded group's members too
+    shown = quote(summary_line(status))
     title = quote(summary_line({**row, "counts": Counter(str(job["state"]) for job in every)}))
-    svg = await asyncio.to_thread(render_svg, dot.replace(drawn, title, 1))
-    return str(row["name"]), svg
+    svg = await asyncio.to_thread(render_svg, dot.replace(shown, title, 1))
+    return str(row["name"]), svg, folded
 
 
 @router.get("/ui/w/{ref}/graph", response_class=HTMLResponse)
 async def graph_fragment(
-    ref: str, services: ServicesDep, around: str | None = None, expand: str = ""
+    ref: str, services: ServicesDep, expand: Expand = None, around: str | None = None
 ) -> HTMLResponse:
-    """The graph as SVG to put into the page (no XML prolog), or why there is none."""
+    """The graph as SVG to put into the page (no XML prolog), with the folded groups'
+    members for the page to colour them by; or why there is no graph."""
     try:
-        _, svg = await _graph(services, ref, around, expand)
+        _, svg, folded = await _graph(services, ref, around, expand)
     except CcdError as exc:
         return HTMLResponse(f'<p class="note">{_escape(exc.message)}</p>')
     text = svg.decode()
-    return HTMLResponse(text[text.find("<svg") :])
+    members = _escape(json.dumps(folded)).replace('"', "&quot;")
+    return HTMLResponse(
+        f'<div class="graph-wrap" data-groups="{members}">{text[text.find("<svg") :]}</div>'
+    )
 
 
 @router.get("/ui/w/{ref}/graph.svg")
 async def graph_file(
-    ref: str, services: ServicesDep, around: str | None = None, expand: str = ""
+    ref: str, services: ServicesDep, expand: Expand = None, around: str | None = None
 ) -> Response:
-    name, svg = await _graph(services, ref, around, expand)
+    name, svg, _ = await _graph(services, ref, around, expand)
     safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
     return Response(
         svg,

@@ -305,3 +305,18 @@ def test_the_page_says_when_it_is_stale_and_catches_up_after_a_restart(
         lambda dr: dr.find_element(By.ID, "wf-state").text == "succeeded",
     )
     assert row(browser, "a").find_element(By.CSS_SELECTOR, ".c-state").text == "succeeded"
+
+
+def test_a_generated_fan_out_is_one_node_too(browser: WebDriver, daemon: DaemonProc) -> None:
+    fits = "\n".join(f"  fit-{i}: {{needs: [load], run: 'true'}}" for i in range(60))
+    picks = ", ".join(f"fit-{i}" for i in range(60))
+    wf = daemon.submit(
+        f"name: fan\njobs:\n  load: {{run: 'true'}}\n{fits}\n  pick: {{needs: [{picks}], run: 'true'}}\n"
+    )
+    daemon.wait_final(wf)
+    logged_in(browser, daemon, f"/w/{wf}")
+    title = "fit-0 … fit-59 [×60]"
+    wait(browser, "the fan-out folded", lambda d: graph_nodes(d) == {"load", title, "pick"})
+    wait(browser, "its counts", lambda d: folded_status(d, title) == f"{title} | 60 succeeded")
+    browser.find_element(By.XPATH, f"//*[local-name()='title' and text()='{title}']/..").click()
+    wait(browser, "its members", lambda d: len(graph_nodes(d)) == 62)

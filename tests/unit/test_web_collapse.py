@@ -35,12 +35,12 @@ def test_group_of(name: str, group: str | None) -> None:
 
 def test_a_small_group_is_drawn_element_by_element() -> None:
     jobs = sweep(COLLAPSE_OVER)
-    assert collapse(jobs) == (jobs, False)
+    assert collapse(jobs) == (jobs, {})
 
 
 def test_a_big_group_is_one_node_between_its_parents_and_children() -> None:
     rows, folded = collapse(sweep(COLLAPSE_OVER + 1))
-    assert folded
+    assert folded == {"train[×51]": [f"train[{i}]" for i in range(51)]}
     by_name = {r["name"]: r for r in rows}
     assert list(by_name) == ["prepare", "train[×51]", "evaluate"]
     assert by_name["train[×51]"]["needs"] == ["prepare"]
@@ -51,14 +51,32 @@ def test_a_big_group_is_one_node_between_its_parents_and_children() -> None:
     assert "host" not in group
 
 
-def test_an_expanded_group_stays_open() -> None:
+def test_an_expanded_group_stays_open_and_is_no_fan_out_then() -> None:
     jobs = sweep(COLLAPSE_OVER + 1)
-    assert collapse(jobs, expand={"train"}) == (jobs, False)
+    assert collapse(jobs, expand={"train[×51]"}) == (jobs, {})
+
+
+def test_the_group_of_the_job_a_neighbourhood_is_drawn_around_stays_open() -> None:
+    jobs = sweep(COLLAPSE_OVER + 1)
+    assert collapse(jobs, keep={"train[7]"}) == (jobs, {})
+    assert collapse(jobs, keep={"prepare"})[1] != {}
+
+
+def test_a_generated_fan_out_is_one_node_too() -> None:
+    fits = [job(f"fit-{i}", "succeeded", ["load"]) for i in range(60)]
+    jobs = [job("load", "succeeded"), *fits, job("pick", needs=[f["name"] for f in fits])]
+    jobs.append(job("lonely", needs=["load"]))  # other children: not the same fan
+    rows, folded = collapse(jobs)
+    assert list(folded) == ["fit-0 … fit-59 [×60]"]
+    assert [r["name"] for r in rows] == ["load", "fit-0 … fit-59 [×60]", "pick", "lonely"]
+    assert rows[2]["needs"] == ["fit-0 … fit-59 [×60]"]
+    assert rows[1]["message"] == "60 succeeded"
 
 
 def test_elements_needing_each_other_do_not_make_a_loop() -> None:
     chain = [job(f"s[{i}]", needs=[f"s[{i - 1}]"] if i else []) for i in range(60)]
-    rows, _ = collapse(chain)
+    rows, folded = collapse(chain)
+    assert list(folded) == ["s[×60]"]
     assert rows == [{"name": "s[×60]", "state": "pending", "needs": [], "progress": None,
                      "message": "60 pending"}]  # fmt: skip
 

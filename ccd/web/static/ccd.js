@@ -249,19 +249,19 @@
     }, 1000);
 
     // -- graph ------------------------------------------------------------------------
-    // A big array or foreach is one node `name[×N]` (ccd/web/collapse.py): its colour
-    // and its counts come from its elements; a click draws them one by one.
-    const FOLDED = /^(.+)\[×\d+\]$/, ELEMENT = /^(.+)\[[^\[\]]*\]$/;
+    // A big array, foreach or fan-out is one node (ccd/web/collapse.py); the graph's
+    // fragment names its members, which give it its colour and counts; a click draws
+    // them one by one.
     const expanded = new Set();
-    let groups = new Map(); // folded node's title -> its node and its elements' names
-    const groupOf = new Map(); // an element's name -> its folded node's title
+    let groups = new Map(); // folded node's title -> its node and its members' names
+    const groupOf = new Map(); // a member's name -> its folded node's title
     const groupsDirty = new Set();
     let around = null;
 
     function drawGraph() {
       const query = new URLSearchParams();
       if (around) query.set("around", around);
-      if (expanded.size) query.set("expand", [...expanded].join(","));
+      for (const title of expanded) query.append("expand", title);
       $("graph-all").hidden = !around;
       htmx.ajax("GET", `/ui/w/${enc(wf.id)}/graph?${query}`, { target: "#graph", swap: "innerHTML" });
     }
@@ -270,27 +270,23 @@
       nodes = new Map();
       groups = new Map();
       groupOf.clear();
+      const wrap = document.querySelector("#graph .graph-wrap");
+      const members = wrap ? JSON.parse(wrap.dataset.groups) : {};
       document.querySelectorAll("#graph g.node").forEach((g) => {
         const title = g.querySelector("title");
         const texts = g.querySelectorAll("text");
         const shape = g.querySelector("path, polygon, ellipse");
         if (!title || !shape) return;
         const name = title.textContent, node = { g, shape, status: texts[1] || null };
-        const folded = FOLDED.exec(name);
-        if (folded) {
-          groups.set(name, { ...node, group: folded[1], members: [] });
-          g.addEventListener("click", () => { expanded.add(folded[1]); drawGraph(); });
+        if (members[name]) {
+          groups.set(name, { ...node, members: members[name] });
+          for (const member of members[name]) groupOf.set(member, name);
+          g.addEventListener("click", () => { expanded.add(name); drawGraph(); });
           return;
         }
         nodes.set(name, node);
         g.addEventListener("click", () => select(name));
       });
-      const byGroup = new Map([...groups].map(([title, node]) => [node.group, title]));
-      for (const name of jobs.keys()) {
-        const element = ELEMENT.exec(name);
-        const title = element && byGroup.get(element[1]);
-        if (title) { groupOf.set(name, title); groups.get(title).members.push(name); }
-      }
       for (const name of nodes.keys()) dirty.add(name);
       for (const title of groups.keys()) groupsDirty.add(title);
       schedule();
@@ -301,7 +297,7 @@
       if (!node) return;
       const counts = {};
       for (const name of node.members) {
-        const state = jobs.get(name).state;
+        const state = jobs.has(name) ? jobs.get(name).state : "unknown";
         counts[state] = (counts[state] || 0) + 1;
       }
       const order = initial.group_order;
