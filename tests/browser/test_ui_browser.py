@@ -138,6 +138,8 @@ def test_cancel_button_cancels_the_job_and_kills_its_process(
         lambda d: "state-running" in str(row(d, "sleeper").get_attribute("class")),
     )
     pid_file = attempt_dir(daemon.state_dir / "runs", wf, "sleeper", 1) / PID
+    # the wrapper writes its pid itself, maybe a moment after the launch was recorded
+    wait(browser, "the pid file", lambda d: pid_file.exists() and pid_file.read_text().strip())
     pid = int(pid_file.read_text())
     row(browser, "sleeper").click()
     button = browser.find_element(By.ID, "cancel-job")
