@@ -93,10 +93,9 @@ def daemon_install(
     directory first on PATH, then the daemon config's environment: block.  Run it
     again after changing that block: the unit is rewritten.
     """
-    import shlex
 
     from ccd.config import load_config
-    from ccd.daemon.units import SOCKET, render_service, unit_variables
+    from ccd.daemon.units import SOCKET, exec_line, render_service, unit_variables
 
     target = (
         directory
@@ -107,7 +106,7 @@ def daemon_install(
     base = daemon_environment(os.environ, sys.executable)
     variables = unit_variables(block, base, os.environ.get("CCD_CONFIG"))
     # the interpreter that runs this ccctl: right for venvs and --user installs alike
-    exec_start = f"{shlex.quote(sys.executable)} -m ccd.daemon.main run"
+    exec_start = exec_line(sys.executable, "-m", "ccd.daemon.main", "run")
     target.mkdir(parents=True, exist_ok=True)
     units = {"ccd.service": render_service(exec_start, variables)}
     if socket_activation:

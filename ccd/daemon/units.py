@@ -6,6 +6,7 @@ templates rendered with the defaults (a test keeps them equal).
 
 from __future__ import annotations
 
+import re
 import subprocess
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -114,6 +115,23 @@ def assignment(name: str, value: str) -> str:
             f"({', '.join(repr(c) for c in refused)}); only tab and newline are allowed"
         )
     return '"' + name + "=" + "".join(_ESCAPES.get(c, c) for c in value) + '"'
+
+
+def exec_line(*words: str) -> str:
+    """An ``ExecStart=`` command line: a word with a space, quote, ``%``, ``$`` or
+    backslash double-quoted with C escapes, ``%`` as ``%%`` (a specifier otherwise)
+    and ``$`` as ``$$`` (a variable there); other words as they are."""
+    escapes = {**_ESCAPES, "$": "$$"}
+    return " ".join(
+        word
+        if _PLAIN_WORD.fullmatch(word)
+        else '"' + "".join(escapes.get(c, c) for c in word) + '"'
+        for word in words
+    )
+
+
+#: a word systemd reads as it is written (the usual interpreter path)
+_PLAIN_WORD = re.compile(r"[A-Za-z0-9_./:=+@,-]+")
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ import re
 import pytest
 
 from ccd.daemon import environment
-from ccd.daemon.units import assignment, render_service, unit_variables
+from ccd.daemon.units import assignment, exec_line, render_service, unit_variables
 from ccd.errors import CcdError
 
 _C_ESCAPES = {"\\": "\\", '"': '"', "'": "'", "n": "\n", "t": "\t"}
@@ -117,3 +117,22 @@ def test_the_repository_unit_has_no_environment_but_pythonunbuffered() -> None:
     assert [line for line in unit.splitlines() if "Environment" in line] == [
         "Environment=PYTHONUNBUFFERED=1"
     ]
+
+
+def exec_reads(word: str) -> str:
+    """One double-quoted ``ExecStart=`` word as systemd reads it: as an
+    ``Environment=`` word, and ``$$`` is one ``$`` (``$NAME`` would expand)."""
+    text = systemd_reads(word.replace("$$", "\0"))
+    assert "$" not in text, f"an expansion in {word}"
+    return text.replace("\0", "$")
+
+
+@pytest.mark.parametrize(
+    "path", ["/usr/bin/python3", "/home/a b/.venv/bin/python", '/opt/100%/$x/py"thon']
+)
+def test_the_command_line_reads_back_word_by_word(path: str) -> None:
+    line = exec_line(path, "-m", "ccd.daemon.main", "run")
+    words = re.findall(r'"(?:[^"\\]|\\.)*"|[^ "]+', line)
+    assert " ".join(words) == line
+    read = [exec_reads(w) if w.startswith('"') else w for w in words]
+    assert read == [path, "-m", "ccd.daemon.main", "run"]
