@@ -154,7 +154,11 @@ class Guard:
         if scope["method"] != "GET" or not self._same(query.pop("token")):
             await _answer(send, 401, "wrong token: open the link `ccctl ui` prints", headers)
             return
-        location = scope["path"] + ("?" + urlencode(query) if query else "")
+        # the path as it was sent (still percent-encoded: nothing to inject into the
+        # header), and never "//host", which a browser would take for another site
+        path = scope.get("raw_path") or scope["path"].encode()
+        path = b"/" + path.lstrip(b"/")
+        location = path.decode("latin-1") + ("?" + urlencode(query) if query else "")
         cookie = f"{COOKIE}={self._token.decode()}; HttpOnly; SameSite=Strict; Path=/"
         await send(
             {

@@ -166,3 +166,17 @@ async def test_a_websocket_is_closed_before_anything_else() -> None:
 
     await app({"type": "websocket", "path": "/", "headers": []}, receive, send)  # type: ignore[arg-type]
     assert sent == [{"type": "websocket.close", "code": 1008}]
+
+
+@pytest.mark.parametrize(
+    ("path", "location"),
+    [("/w/abc", "/w/abc"), ("//evil.example/x", "/evil.example/x"), ("/a%0d%0ab", "/a%0d%0ab")],
+)
+async def test_the_redirect_stays_on_this_site(
+    web: httpx.AsyncClient, path: str, location: str
+) -> None:
+    # the target exactly as given (httpx would read "//evil.example" as a host)
+    url = httpx.URL("http://127.0.0.1:8787/", raw_path=f"{path}?token={TOKEN}".encode())
+    answer = await web.get(url)
+    assert answer.status_code == 303
+    assert answer.headers["location"] == location
