@@ -19,7 +19,7 @@ from starlette.templating import Jinja2Templates
 
 from ccd.api.deps import ServicesDep, find_workflow
 from ccd.cli.format import STATE_COLOURS, STATE_ORDER, format_percent
-from ccd.states import FINAL_JOB_STATES, WorkflowState
+from ccd.states import FINAL_JOB_STATES, FINAL_WORKFLOW_STATES, WorkflowState
 from ccd.web.collapse import GROUP_ORDER
 
 router = APIRouter(include_in_schema=False)
@@ -138,6 +138,7 @@ async def workflow_page(request: Request, ref: str, services: ServicesDep) -> HT
         "colours": STATE_COLOURS,  # the graph's fills, as `ccctl graph` draws them
         "order": STATE_ORDER,  # and its summary line's order of states
         "final": sorted(FINAL_JOB_STATES),
+        "final_workflow": sorted(FINAL_WORKFLOW_STATES),
         "group_order": GROUP_ORDER,  # which state colours a folded group
     }
     return render(

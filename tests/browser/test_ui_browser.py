@@ -99,6 +99,7 @@ def test_graph_node_colour_changes_on_success(
     )
     assert browser.execute_script("return window.__notReloaded") is True
     assert browser.find_element(By.ID, "wf-done").text == "2/2 done"
+    assert browser.find_element(By.ID, "wf-duration").text.endswith("s")
     row(browser, "work").click()
     wait(browser, "the log of work", lambda d: "done" in d.find_element(By.ID, "log").text)
     browser.save_screenshot(str(artifacts() / "workflow-page.png"))

@@ -85,7 +85,8 @@
 
   function WorkflowPage(initial) {
     FINAL = new Set(initial.final);
-    const wf = { id: initial.id, state: initial.state, seq: initial.seq };
+    const wf = { id: initial.id, state: initial.state, seq: initial.seq, ended: initial.ended };
+    const FINAL_WORKFLOW = new Set(initial.final_workflow);
     const jobs = new Map(initial.jobs.map((j) => [j.name, j]));
     const rows = new Map();
     document.querySelectorAll("#jobs tbody tr[data-job]").forEach((tr) => rows.set(tr.dataset.job, tr));
@@ -155,6 +156,7 @@
         counts[j.state] = (counts[j.state] || 0) + 1;
         if (FINAL.has(j.state)) done += 1;
       }
+      $("wf-duration").textContent = duration((wf.ended ?? Date.now() / 1000) - initial.created);
       const st = $("wf-state");
       st.textContent = wf.state;
       st.className = `state s-${wf.state}`;
@@ -175,7 +177,12 @@
     // what fold.py does to a row, for the fields the page shows
     function apply(ev) {
       const d = ev.data || {};
-      if (ev.kind === "workflow.state") { wf.state = d.state; headDirty = true; return; }
+      if (ev.kind === "workflow.state") {
+        wf.state = d.state;
+        wf.ended = FINAL_WORKFLOW.has(d.state) ? ev.time : null;
+        headDirty = true;
+        return;
+      }
       if (ev.kind === "workflow.jobs_added") { jobsAdded(); return; }
       const j = ev.job && jobs.get(ev.job);
       if (!j) { if (ev.job) jobsAdded(); return; }
@@ -245,7 +252,8 @@
     // a running job's elapsed time goes on without events
     setInterval(() => {
       for (const j of jobs.values()) if (j.state === "running") dirty.add(j.name);
-      if (dirty.size) schedule();
+      if (wf.state === "running") headDirty = true; // its duration goes on too
+      if (dirty.size || headDirty) schedule();
     }, 1000);
 
     // -- graph ------------------------------------------------------------------------
