@@ -23,7 +23,6 @@ import json
 import os
 import secrets
 from collections.abc import Iterable
-from http.cookies import SimpleCookie
 from pathlib import Path
 from typing import Final
 from urllib.parse import parse_qsl, urlencode
@@ -32,6 +31,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 #: the file in the state directory that holds the token (mode 0600)
 TOKEN_FILE: Final = "web-token"
+#: the cookie's name, or its prefix (``ccd_session_8787``: see `Guard._exchange`)
 COOKIE: Final = "ccd_session"
 CSRF_HEADER: Final = "x-ccd-csrf"
 #: host names that always mean this machine (the port may differ: ``ssh -L`` picks one)
@@ -133,10 +133,7 @@ class Guard:
         bearer = headers.get("authorization", "")
         if bearer.startswith("Bearer ") and self._same(bearer[7:]):
             return None  # a script's header: no ambient credential, so no CSRF
-        cookie = SimpleCookie()
-        cookie.load(headers.get("cookie", ""))
-        morsel = cookie.get(COOKIE)
-        if morsel is None or not self._same(morsel.value):
+        if not any(self._same(value) for value in _session_cookies(headers.get("cookie", ""))):
             return 401, "no valid token: open the link `ccctl ui` prints"
         if scope["method"] not in SAFE_METHODS:
             sent = headers.get(CSRF_HEADER, "").encode()
@@ -159,7 +156,11 @@ class Guard:
         path = scope.get("raw_path") or scope["path"].encode()
         path = b"/" + path.lstrip(b"/")
         location = path.decode("latin-1") + ("?" + urlencode(query) if query else "")
-        cookie = f"{COOKIE}={self._token.decode()}; HttpOnly; SameSite=Strict; Path=/"
+        # named by the port the browser sees: cookies are kept apart by host only, and
+        # two daemons' dashboards on one machine must not overwrite each other's
+        port = headers.get("host", "").rpartition(":")[2]
+        name = f"{COOKIE}_{port}" if port.isdigit() else COOKIE
+        cookie = f"{name}={self._token.decode()}; HttpOnly; SameSite=Strict; Path=/"
         await send(
             {
                 "type": "http.response.start",
@@ -174,6 +175,18 @@ class Guard:
             }
         )
         await send({"type": "http.response.body", "body": b""})
+
+
+def _session_cookies(header: str) -> list[str]:
+    """The values of our cookies in a Cookie header.  Split by hand: SimpleCookie
+    gives up on the whole header at the first cookie it cannot parse, and other
+    programs on 127.0.0.1 set cookies that are sent here too."""
+    values = []
+    for part in header.split(";"):
+        name, _, value = part.strip().partition("=")
+        if name == COOKIE or name.startswith(COOKIE + "_"):
+            values.append(value)
+    return values
 
 
 def _with_headers(send: Send, path: str) -> Send:

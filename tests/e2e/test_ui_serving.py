@@ -78,7 +78,7 @@ def test_the_link_logs_in_once_and_nothing_else_gets_in(ccctl: Ccctl, daemon: Da
     assert first.status == 303
     assert first.headers["location"] == "/"
     cookie = first.headers["set-cookie"]
-    assert cookie.startswith(f"{COOKIE}={token};")
+    assert cookie.startswith(f"{COOKIE}_{port}={token};")
     assert "HttpOnly" in cookie and "SameSite=Strict" in cookie
 
     with_cookie = {"Cookie": f"{COOKIE}={token}", "Accept": "text/html"}

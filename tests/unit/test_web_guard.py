@@ -180,3 +180,23 @@ async def test_the_redirect_stays_on_this_site(
     answer = await web.get(url)
     assert answer.status_code == 303
     assert answer.headers["location"] == location
+
+
+@pytest.mark.parametrize(
+    "cookie",
+    [
+        f"{COOKIE}={TOKEN}",
+        f"{COOKIE}_8787={TOKEN}",
+        # another program's cookies on 127.0.0.1, one SimpleCookie cannot parse
+        f'theme="dark; x"; other={{"a":1,"b":[2]}}; {COOKIE}_8787={TOKEN}; z=1',
+        # another daemon's dashboard on another port
+        f"{COOKIE}_9000=someone-elses; {COOKIE}_8787={TOKEN}",
+    ],
+)
+async def test_our_cookie_is_found_among_others(web: httpx.AsyncClient, cookie: str) -> None:
+    assert (await web.get("/v1/health", headers={"Cookie": cookie})).status_code == 200
+
+
+async def test_the_cookie_is_named_by_the_port(web: httpx.AsyncClient) -> None:
+    answer = await web.get(f"/?token={TOKEN}", headers={"Host": "localhost:9000"})
+    assert answer.headers["set-cookie"].startswith(f"{COOKIE}_9000={TOKEN};")
