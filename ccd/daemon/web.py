@@ -117,6 +117,12 @@ class WebListener:
         self._server, self._task, self._sock = server, task, sock
         self._host, self._port, self._token = host, int(sock.getsockname()[1]), token
         log.info("web dashboard on http://%s:%d/ (ccctl ui prints its link)", host, self._port)
+        if host not in ("127.0.0.1", "localhost", "::1"):
+            log.warning(
+                "the web dashboard listens on %s: other machines can reach it and its token "
+                "travels unencrypted; prefer 127.0.0.1 and ssh -L",
+                host,
+            )
 
     async def close(self) -> None:
         async with self._lock:

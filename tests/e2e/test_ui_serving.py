@@ -161,6 +161,7 @@ def test_another_address_warns_and_is_served_under_its_own_name(
     assert url.hostname == "127.0.0.2" and url.port is not None
     token = parse_qs(url.query)["token"][0]
     assert request(url.port, "GET", f"/?token={token}", host="127.0.0.2").status == 303
+    assert "dashboard listens on 127.0.0.2" in daemon.log.read_text()  # the daemon's log too
 
 
 def test_configured_listener_is_on_from_the_start_and_closes_with_the_daemon(
