@@ -27,6 +27,8 @@ templates: Final = Jinja2Templates(directory=Path(__file__).parent / "templates"
 
 #: workflows a list page shows
 PAGE_SIZE: Final = 50
+#: the final states in the order their pieces fill a workflow's bar
+DONE_ORDER: Final = ("succeeded", "skipped", "cancelled", "timed_out", "failed")
 #: what a workflow page's script needs of each job (and the table shows)
 JOB_KEYS: Final = (
     "name", "state", "progress", "attempt", "host", "exit_code", "message", "reason",
@@ -65,7 +67,10 @@ def summary(row: dict[str, Any], now: float) -> dict[str, Any]:
         **row,
         "total": total,
         "done": done,
-        "percent": 100.0 * done / total if total else 0.0,
+        # the done part of the bar, a piece per final state in its colour
+        "segments": [
+            (state, 100.0 * counts[state] / total) for state in DONE_ORDER if counts.get(state)
+        ],
         "started": clock(row["created"]),
         "duration": duration((row["ended"] or now) - row["created"]),
     }
@@ -138,6 +143,7 @@ async def workflow_page(request: Request, ref: str, services: ServicesDep) -> HT
         "colours": STATE_COLOURS,  # the graph's fills, as `ccctl graph` draws them
         "order": STATE_ORDER,  # and its summary line's order of states
         "final": sorted(FINAL_JOB_STATES),
+        "done_order": DONE_ORDER,
         "final_workflow": sorted(FINAL_WORKFLOW_STATES),
         "group_order": GROUP_ORDER,  # which state colours a folded group
     }

@@ -16,10 +16,11 @@ import httpx
 import pytest
 
 from ccd.config import DaemonConfig
+from ccd.states import FINAL_JOB_STATES
 from ccd.store import Store
 from ccd.web import create_web_app
 from ccd.web.guard import COOKIE, CSRF_HEADER, TOKEN_FILE, csrf_value, host_names, load_token
-from ccd.web.pages import duration
+from ccd.web.pages import DONE_ORDER, duration
 from ccd.web.views import _read_tail
 from tests.unit.test_api_services import FakeServices, _as_services
 
@@ -200,3 +201,7 @@ async def test_our_cookie_is_found_among_others(web: httpx.AsyncClient, cookie: 
 async def test_the_cookie_is_named_by_the_port(web: httpx.AsyncClient) -> None:
     answer = await web.get(f"/?token={TOKEN}", headers={"Host": "localhost:9000"})
     assert answer.headers["set-cookie"].startswith(f"{COOKIE}_9000={TOKEN};")
+
+
+def test_the_done_bar_has_a_piece_for_every_final_state() -> None:
+    assert set(DONE_ORDER) == set(FINAL_JOB_STATES)

@@ -160,7 +160,15 @@
       const st = $("wf-state");
       st.textContent = wf.state;
       st.className = `state s-${wf.state}`;
-      $("wf-bar").style.width = `${jobs.size ? (100 * done) / jobs.size : 0}%`;
+      const bar = $("wf-bar");
+      bar.textContent = "";
+      for (const state of initial.done_order) {
+        if (!counts[state]) continue;
+        const piece = document.createElement("span");
+        piece.className = `s-${state}`;
+        piece.style.width = `${(100 * counts[state]) / jobs.size}%`;
+        bar.appendChild(piece);
+      }
       $("wf-done").textContent = `${done}/${jobs.size} done`;
       const parts = initial.order.filter((s) => counts[s]).map((s) => `${counts[s]} ${s}`).join(", ");
       $("wf-counts").textContent = parts;
