@@ -12,6 +12,8 @@ the other, so no two compete for the CPUs:
     ssh.py         SSH throughput and marker latency (root: it starts sshd)
     slurm.py       Slurm figures (root: it starts a single-node cluster); prints the
                    same rows with --json. Were it missing, a row would say so
+    ui.py          the web dashboard in chromium: a 5,000-job page, repaints while
+                   200 jobs report, the daemon's CPU with a page open
 
 The benchmarks keep their files in one scratch directory, removed at the end.
 Before the first one, run_all waits (`--settle`, at most 6 minutes) until creating
@@ -37,7 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import ROOT, SCRATCH_ENV, Row, rows_from_json, table
 
-BENCHES = ("throughput", "scale", "latency", "logs", "store", "import_cost", "ssh", "slurm")
+BENCHES = ("throughput", "scale", "latency", "logs", "store", "import_cost", "ssh", "slurm", "ui")
 
 
 def throughput_rows(text: str) -> list[Row]:
@@ -61,7 +63,7 @@ def command(name: str, quick: bool, repeat: int) -> list[str]:
     args = [sys.executable, str(ROOT / "bench" / f"{name}.py"), "--json"]
     if name == "throughput":
         args += ["--repeat", str(repeat)]
-    elif name in ("scale", "latency", "logs", "store") and quick:
+    elif name in ("scale", "latency", "logs", "store", "ui") and quick:
         args.append("--quick")
     elif name == "slurm" and quick:
         args += ["--jobs", "100"]
