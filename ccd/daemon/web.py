@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 import socket
 from collections.abc import Callable
@@ -19,7 +20,7 @@ from typing import Any, Protocol
 from starlette.types import ASGIApp
 
 from ccd.api import Services
-from ccd.errors import CcdError
+from ccd.errors import CcdError, Conflict
 from ccd.web import create_web_app
 from ccd.web.guard import TOKEN_FILE, load_token
 
@@ -54,7 +55,10 @@ def bind_tcp(host: str, port: int) -> socket.socket:
         sock.listen(128)
     except OSError as exc:
         sock.close()
-        raise CcdError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
+        message = f"cannot listen on {host}:{port}: {exc.strerror or exc}"
+        if exc.errno == errno.EADDRINUSE:  # not a bad request: try again, or another port
+            raise Conflict(message + " (leave out --port for a free one)") from exc
+        raise CcdError(message) from exc
     sock.setblocking(False)
     return sock
 

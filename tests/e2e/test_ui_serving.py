@@ -210,3 +210,22 @@ def test_on_a_desktop_ui_opens_the_link_and_not_over_ssh(
     result = ccctl("ui", env=desktop)
     assert result.code == 0, str(result)
     assert opened.read_text().splitlines() == [result.lines[-1]]
+
+
+def test_a_port_in_use_is_an_error_that_says_so_and_the_daemon_runs_on(
+    daemon_factory: object, ccctl: Ccctl
+) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        d: DaemonProc = daemon_factory(f"web:\n  listen: 127.0.0.1:{port}\n")  # type: ignore[operator]
+        d.start()
+        assert d.client.call("GET", "/v1/health")["status"] == "ok"
+        deadline = time.monotonic() + WAIT
+        while "web dashboard not started" not in d.log.read_text():
+            assert time.monotonic() < deadline, d.log.read_text()
+            time.sleep(0.01)  # waiting for another process to write its log
+        result = ccctl("ui", "--no-open", "--port", str(port))
+        assert result.code == 1 and f"cannot listen on 127.0.0.1:{port}" in result.err, str(result)
+        assert "in use" in result.err.lower()
