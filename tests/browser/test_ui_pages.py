@@ -320,3 +320,74 @@ def test_a_generated_fan_out_is_one_node_too(browser: WebDriver, daemon: DaemonP
     wait(browser, "its counts", lambda d: folded_status(d, title) == f"{title} | 60 succeeded")
     browser.find_element(By.XPATH, f"//*[local-name()='title' and text()='{title}']/..").click()
     wait(browser, "its members", lambda d: len(graph_nodes(d)) == 62)
+
+
+def test_jobs_added_to_a_running_workflow_are_offered_and_shown(
+    browser: WebDriver, daemon: DaemonProc, tmp_path: Path
+) -> None:
+    gate = tmp_path / "gate"
+    wf = daemon.submit(
+        f"name: growing\njobs:\n  gate: {{run: 'while [ ! -e {gate} ]; do sleep 0.05; done'}}\n"
+    )
+    logged_in(browser, daemon, f"/w/{wf}")
+    wait(
+        browser, "gate running", lambda d: row(d, "gate").get_attribute("class") == "state-running"
+    )
+    note = browser.find_element(By.ID, "jobs-added")
+    assert not note.is_displayed()
+    daemon.client.call(
+        "POST", f"/v1/workflows/{wf}/jobs", body=b"jobs:\n  extra: {needs: [gate], run: 'true'}\n"
+    )
+    wait(browser, "the offer to show them", lambda d: note.is_displayed())
+    browser.find_element(By.ID, "jobs-added-reload").click()
+    wait(
+        browser,
+        "the new job's row",
+        lambda d: d.find_elements(By.CSS_SELECTOR, '#jobs tr[data-job="extra"]'),
+    )
+    gate.touch()
+    wait(
+        browser,
+        "extra ran",
+        lambda d: row(d, "extra").find_element(By.CSS_SELECTOR, ".c-state").text == "succeeded",
+    )
+
+
+def test_a_foreach_fanning_out_while_the_page_is_open(
+    browser: WebDriver, daemon: DaemonProc, tmp_path: Path
+) -> None:
+    gate = tmp_path / "gate"
+    wf = daemon.submit(
+        textwrap.dedent(f"""
+            name: fanning
+            jobs:
+              prepare:
+                run: |
+                  while [ ! -e {gate} ]; do sleep 0.05; done
+                  echo '::ccd output grid=[1, 2, 3]'
+              train:
+                needs: [prepare]
+                foreach: ${{{{ jobs.prepare.outputs.grid }}}}
+                run: "echo item $CCD_ITEM"
+        """)
+    )
+    logged_in(browser, daemon, f"/w/{wf}")
+    wait(
+        browser,
+        "prepare running",
+        lambda d: row(d, "prepare").get_attribute("class") == "state-running",
+    )
+    gate.touch()
+    note = browser.find_element(By.ID, "jobs-added")
+    wait(browser, "the offer to show the elements", lambda d: note.is_displayed())
+    browser.find_element(By.ID, "jobs-added-reload").click()
+    wait(
+        browser,
+        "the elements' rows",
+        lambda d: len(d.find_elements(By.CSS_SELECTOR, '#jobs tr[data-job^="train["]')) == 3,
+    )
+    wait(
+        browser,
+        "the workflow's end",
+        lambda d: d.find_element(By.ID, "wf-state").text == "succeeded",
+    )
