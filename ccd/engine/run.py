@@ -10,6 +10,7 @@ do once it is final.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Mapping
 
@@ -23,11 +24,15 @@ from ccd.engine.slots import Slots
 from ccd.errors import Conflict, NotFound
 from ccd.events import Event, EventKind
 from ccd.executors.base import Executor
+from ccd.heap import gc_paused_for_a_turn
 from ccd.spec.model import ExecutorKind, Job, Workflow
 from ccd.states import FINAL_JOB_STATES, JobState, workflow_state
 from ccd.store import Store
 
 log = logging.getLogger(__name__)
+
+#: jobs started together from this many on are started with the collector paused
+BURST = 256
 
 
 class WorkflowRun:
@@ -80,9 +85,7 @@ class WorkflowRun:
             self._count_parents()
         # a job cancelled before this may have started its children already
         ready = [jr for jr in self.jobs.values() if not jr.done and jr.blocking == 0]
-        for jr in ready:
-            if jr.task is None:
-                self._start_job(jr)
+        self._start_many([jr for jr in ready if jr.task is None])
         try:
             if self._unfinished:
                 await self._all_final.wait()
@@ -140,9 +143,11 @@ class WorkflowRun:
 
     def start_ready(self, runs: list[JobRun]) -> None:
         """Start those of `runs` whose parents are all final (and not settled since)."""
-        for jr in runs:
-            if jr.blocking == 0 and not jr.done and jr.task is None and not self.cancelled:
-                self._start_job(jr)
+        self._start_many(
+            [jr for jr in runs if jr.blocking == 0 and not jr.done and jr.task is None]
+            if not self.cancelled
+            else []
+        )
 
     def _count_parents(self) -> None:
         """Mark the final jobs done; link every other job to its unfinished parents."""
@@ -189,6 +194,15 @@ class WorkflowRun:
             self._events.set_state(jr, JobState.CANCELLED, reason=reason)
             self._finished(jr)
 
+    def _start_many(self, runs: list[JobRun]) -> None:
+        """Start jobs; many at once without the cyclic garbage collector re-scanning
+        the tasks, frames and events they make (none garbage) until each task took its
+        first step: for 10,000 jobs that was two thirds of the CPU of starting them."""
+        pause = gc_paused_for_a_turn() if len(runs) >= BURST else contextlib.nullcontext()
+        with pause:
+            for jr in runs:
+                self._start_job(jr)
+
     def _start_job(self, jr: JobRun) -> None:
         task = asyncio.create_task(self._job_main(jr), name=f"{self.id}/{jr.name}")
         jr.task = task
@@ -209,11 +223,13 @@ class WorkflowRun:
         jr.done = True
         jr.task = None
         self._slots.forget(self.id, jr.spec)
+        ready = []
         for child in self._children.pop(jr.name, ()):
             child.blocking -= 1
             # a workflow cancel settles every waiting job itself, in its own loop
             if child.blocking == 0 and not child.done and not self.cancelled:
-                self._start_job(child)
+                ready.append(child)
+        self._start_many(ready)
         self._unfinished -= 1
         if self._unfinished == 0:
             self._all_final.set()
@@ -317,9 +333,7 @@ class WorkflowRun:
         # written before any element starts: a restart sees the elements or the
         # foreach job, and runs each element exactly once either way
         await committed
-        for er in runs:
-            if not er.done and not self.cancelled:
-                self._start_job(er)
+        self._start_many([er for er in runs if not er.done and not self.cancelled])
         return None
 
     def _replace(

@@ -15,6 +15,7 @@ import aiosqlite
 
 from ccd.events import Event
 from ccd.fold import BadEvent, Fold, dumps_data
+from ccd.heap import gc_paused
 from ccd.store import gc, reads, rows, schema
 
 log = logging.getLogger(__name__)
@@ -22,6 +23,8 @@ log = logging.getLogger(__name__)
 #: Most events in one transaction: bounds the memory a batch holds and how long
 #: the event loop spends folding before it yields.
 BATCH_CAP = 5000
+#: batches this big are written with the cyclic garbage collector paused
+BIG_BATCH = 1000
 
 _Item = tuple[Event, "asyncio.Future[int]"]
 _Result = int | BaseException
@@ -242,6 +245,13 @@ class Store:
         return batch, item, False
 
     async def _write_batch(self, batch: list[_Item]) -> None:
+        # a batch of thousands of events (a big workflow's jobs all queued at once)
+        # makes rows and event texts, none garbage: no cyclic collection meanwhile
+        pause = gc_paused() if len(batch) >= BIG_BATCH else contextlib.nullcontext()
+        with pause:
+            await self._write_batch_now(batch)
+
+    async def _write_batch_now(self, batch: list[_Item]) -> None:
         results: list[_Result] = []
         try:
             await self._write_db.execute("BEGIN IMMEDIATE")

@@ -91,7 +91,8 @@ def test_one_squeue_per_poll_for_many_jobs(
     jobs = "\n".join(f"  j{i}: {{executor: slurm, run: 'sleep 1'}}" for i in range(100))
     wf = d.submit(f"name: hundred\njobs:\n{jobs}\n")
     status = d.wait_final(wf)
-    assert status["state"] == "succeeded"
+    failed = {j["name"]: j["reason"] for j in status["jobs"] if j["state"] != "succeeded"}
+    assert status["state"] == "succeeded", failed
     lines = Path(calls).read_text().splitlines()
     squeues = [line for line in lines if line.startswith("squeue")]
     sbatches = [line for line in lines if line.startswith("sbatch")]
