@@ -25,7 +25,7 @@ from ccd.errors import Conflict, NotFound
 from ccd.events import Event, EventKind
 from ccd.executors.base import Executor
 from ccd.heap import gc_paused_for_a_turn
-from ccd.spec.model import ExecutorKind, Job, Workflow
+from ccd.spec.model import HOOK_RULES, ExecutorKind, Job, Workflow
 from ccd.states import FINAL_JOB_STATES, JobState, workflow_state
 from ccd.store import Store
 
@@ -96,7 +96,10 @@ class WorkflowRun:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             raise
-        final = workflow_state([jr.state for jr in self.jobs.values()], self.cancelled)
+        # cleanup and alerting jobs (when: always / failure) do not decide the outcome
+        decisive = [jr.state for jr in self.jobs.values() if jr.spec.when not in HOOK_RULES]
+        states = decisive or [jr.state for jr in self.jobs.values()]
+        final = workflow_state(states, self.cancelled)
         await self._store.record(
             Event(self.id, None, EventKind.WORKFLOW_STATE, {"state": final.value})
         )
@@ -287,6 +290,30 @@ class WorkflowRun:
 
     def _blocked_by_parents(self, jr: JobRun) -> Outcome | None:
         """Why `jr` cannot run, now that its parents are final; None if it can."""
+        rule = jr.spec.when
+        if rule == "always":  # cleanup: after its parents, whatever they did
+            return None
+        parents = [self.jobs[parent] for parent in jr.spec.needs]
+        if rule == "failure":  # alerting: only when something it needs failed
+            if any(self._failed_upstream(pr) for pr in parents):
+                return None
+            return Outcome(JobState.SKIPPED, reason="no parent failed (when: failure)")
+        if rule == "any":
+            if not parents or any(pr.state is JobState.SUCCEEDED for pr in parents):
+                return None
+            return Outcome(JobState.SKIPPED, reason="no parent succeeded (when: any)")
+        return self._all_succeeded(jr)
+
+    def _failed_upstream(self, pr: JobRun) -> bool:
+        """`pr` failed or timed out, or was skipped because an ancestor of it did."""
+        failed = (JobState.FAILED, JobState.TIMED_OUT)
+        if pr.state in failed:
+            return True
+        cause = self.jobs.get(pr.root_cause) if pr.root_cause else None
+        return pr.state is JobState.SKIPPED and cause is not None and cause.state in failed
+
+    def _all_succeeded(self, jr: JobRun) -> Outcome | None:
+        """``when: success``: the outcome that stops `jr` if a parent did not succeed."""
         for parent in jr.spec.needs:
             pr = self.jobs[parent]
             if pr.state is JobState.SUCCEEDED:

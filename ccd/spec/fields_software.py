@@ -1,5 +1,6 @@
 """The checks of the keys that declare a job's software (``venv``, ``conda``,
-``modules``, ``container``, ``setup``), a notebook's ``params``, and ``foreach``."""
+``modules``, ``container``, ``setup``), a notebook's ``params``, ``foreach`` and
+``when``."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from typing import Any, Final
 
 from ccd.spec.field_kit import Bad, FieldCheck, FieldContext, need_nonempty, plain_data
 from ccd.spec.hints import show, what
+from ccd.spec.model import TRIGGER_RULES
 from ccd.spec.references import Reference, parse
 
 
@@ -93,6 +95,16 @@ def _foreach(value: object, context: FieldContext) -> str | list[Any]:
     )
 
 
+def _when(value: object, context: FieldContext) -> str:
+    if not isinstance(value, str) or value not in TRIGGER_RULES:
+        raise Bad(
+            "bad-value",
+            f"when must be one of {', '.join(TRIGGER_RULES)} (what of the parents' outcomes "
+            f"the job runs after), not {show(value)}{context.suggest(str(value), TRIGGER_RULES)}",
+        )
+    return value
+
+
 #: items of one ``foreach:`` at most (as for ``array:``)
 MAX_FOREACH: Final = 100_000
 
@@ -105,4 +117,5 @@ SOFTWARE_CHECKS: Final[Mapping[str, FieldCheck]] = {
     "setup": _setup,
     "params": _params,
     "foreach": _foreach,
+    "when": _when,
 }

@@ -22,6 +22,13 @@ JOB_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
 RETRY_KINDS = ("timeout", "exit", "lost", "oom", "node_fail", "preempted", "boot_fail")
 
 
+#: ``when:``: what of its parents' outcomes a job runs after (success: all succeeded;
+#: failure: one failed; always: all ended, however; any: one succeeded)
+TRIGGER_RULES = ("success", "failure", "always", "any")
+#: rules of jobs that do not decide the workflow's outcome (cleanup, alerting)
+HOOK_RULES = frozenset({"failure", "always"})
+
+
 #: the keys a job's ``resources:`` may hold (the Slurm executor maps each to an sbatch
 #: option; ``extra`` is a list of raw sbatch arguments)
 KNOWN_RESOURCES = frozenset(
@@ -105,6 +112,8 @@ class Job(BaseModel):
     setup: list[str] = Field(default_factory=list)
     #: a notebook's parameters (papermill's ``parameters`` cell)
     params: dict[str, Any] = Field(default_factory=dict)
+    #: what of its parents' outcomes the job runs after (TRIGGER_RULES)
+    when: str = "success"
     #: fan out at run time, one element per item: a literal list, or one output
     #: reference whose value is a JSON list (ccd.engine.fanout)
     foreach: str | list[Any] | None = None
