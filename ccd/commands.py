@@ -21,10 +21,12 @@ import re
 import shlex
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from ccd.expand import shell_word
 from ccd.spec.model import Job
-from ccd.spec.references import OPEN, Item, Malformed, Reference, parse
+from ccd.spec.params import param_env_name, param_text
+from ccd.spec.references import OPEN, Item, Malformed, ParamRef, Reference, parse
 
 _NOT_ENV = re.compile(r"[^A-Za-z0-9_]")
 #: a foreach element's item: the JSON text of the item (a text item as itself)
@@ -115,12 +117,14 @@ class _Substitution:
         is_ancestor: Callable[[str], bool],
         elements: Callable[[str], Sequence[str] | None],
         env: dict[str, str],
+        params: Mapping[str, Any],
     ) -> None:
         self.job = job
         self.outputs = outputs
         self.is_ancestor = is_ancestor
         self.elements = elements
         self.env = env
+        self.params = params
 
     def value(self, ref: Reference) -> tuple[str, str]:
         """The variable a reference stands for in a shell command, and its value."""
@@ -171,8 +175,12 @@ class _Substitution:
             words.append("${" + name + "}" if quote is None else '"${' + name + '}"')
         return "".join(words)
 
-    def variable(self, part: Reference | Malformed | Item) -> tuple[str, str]:
+    def variable(self, part: Reference | Malformed | Item | ParamRef) -> tuple[str, str]:
         """The variable a ``${{ … }}`` stands for, and its value."""
+        if isinstance(part, ParamRef):
+            if part.name not in self.params:
+                raise MissingOutput(f"'{part.written}': the workflow has no param {part.name!r}")
+            return param_env_name(part.name), param_text(self.params[part.name])
         if isinstance(part, Malformed):
             raise MissingOutput(f"{part.message} (ccd never passes '{OPEN}' to the shell)")
         if isinstance(part, Item):
@@ -194,17 +202,21 @@ def resolve(
     base_env: Mapping[str, str],
     python: str = "python3",
     elements: Callable[[str], Sequence[str] | None] = _no_elements,
+    params: Mapping[str, Any] | None = None,
 ) -> Resolved:
     """The command and environment of one attempt; raises MissingOutput.
 
-    `elements` names the elements of an array job (None for any other name).
+    `elements` names the elements of an array job (None for any other name);
+    `params` are the workflow's parameters, each in the environment as well.
     """
     env = dict(base_env)
+    for name, value in (params or {}).items():
+        env[param_env_name(name)] = param_text(value)
     # every output of every direct parent is in the environment
     for parent in job.needs:
         for key, value in outputs.get(parent, {}).items():
             env[output_env_name(parent, key)] = value
-    substitution = _Substitution(job, outputs, is_ancestor, elements, env)
+    substitution = _Substitution(job, outputs, is_ancestor, elements, env, params or {})
     exports = {name: substitution.env_word(value) for name, value in job.env.items()}
     if job.run is not None:
         command = substitution.shell(job.run)

@@ -53,8 +53,11 @@ SPEC_ANSWER: dict[int | str, dict[str, Any]] = {
 }
 
 
-async def read_spec(request: Request, source: str | None, config: DaemonConfig) -> Workflow:
-    """The validated workflow in the request body (YAML); `source` is its file."""
+async def read_spec(
+    request: Request, source: str | None, config: DaemonConfig, params: str | None = None
+) -> Workflow:
+    """The validated workflow in the request body (YAML); `source` is its file;
+    `params` the values of its parameters given at submit (a JSON object of texts)."""
     body, name, base_dir = await request_text(request, source)
     # validation is CPU work that grows with the file: keep it off the loop
     return await asyncio.to_thread(
@@ -64,7 +67,21 @@ async def read_spec(request: Request, source: str | None, config: DaemonConfig) 
         base_dir=base_dir,
         known_hosts=config.known_hosts(),
         local_environment=declares_environment(config.host_config("localhost")),
+        params=given_params(params),
     )
+
+
+def given_params(text: str | None) -> dict[str, str]:
+    """``?params={"epochs": "20"}``: parameter values given at submit, as texts."""
+    if not text:
+        return {}
+    try:
+        value = json.loads(text)
+    except ValueError:
+        value = None
+    if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
+        raise CcdError(f'params must be a JSON object of texts, e.g. {{"epochs": "20"}}: {text!r}')
+    return value
 
 
 async def request_text(request: Request, source: str | None) -> tuple[bytes, str, Path | None]:
@@ -87,21 +104,23 @@ async def request_text(request: Request, source: str | None) -> tuple[bytes, str
 
 @router.post("/v1/validate", response_model=Validated, openapi_extra=YAML_BODY)
 async def validate(
-    request: Request, services: ServicesDep, source: str | None = None
+    request: Request, services: ServicesDep, source: str | None = None, params: str | None = None
 ) -> dict[str, Any]:
-    """Validate a workflow (the body, YAML) without running it."""
+    """Validate a workflow (the body, YAML) without running it; `params`: values for
+    its parameters, a JSON object of texts."""
     with gc_paused():
-        spec = await read_spec(request, source, services.config)
+        spec = await read_spec(request, source, services.config, params)
     return {"name": spec.name, "jobs": len(spec.jobs)}
 
 
 @router.post("/v1/workflows", status_code=201, response_model=Submitted, openapi_extra=YAML_BODY)
 async def submit(
-    request: Request, services: ServicesDep, source: str | None = None
+    request: Request, services: ServicesDep, source: str | None = None, params: str | None = None
 ) -> dict[str, Any]:
-    """Submit a workflow: the body is the workflow file (YAML)."""
+    """Submit a workflow: the body is the workflow file (YAML); `params`: values for
+    its parameters (``--set``), a JSON object of texts, e.g. ``{"epochs": "20"}``."""
     with gc_paused():  # a big workflow is millions of objects, none garbage
-        spec = await read_spec(request, source, services.config)
+        spec = await read_spec(request, source, services.config, params)
         workflow_id = await services.engine.submit(spec)
     return {"id": workflow_id, "name": spec.name, "jobs": len(spec.jobs)}
 

@@ -31,7 +31,7 @@ from ccd.cli.common import (
     quiet_pipe,
 )
 from ccd.cli.format import event_text, format_clock
-from ccd.cli.post import add, post_yaml
+from ccd.cli.post import SetOpt, add, parse_sets, post_yaml
 from ccd.cli.service import daemon_app, hosts_app
 from ccd.cli.ui import ui
 from ccd.errors import CcdError
@@ -54,6 +54,7 @@ app.command("add")(add)
 @app.command()
 def validate(
     files: Annotated[list[Path], typer.Argument(help="Workflow files to check.")],
+    sets: SetOpt = None,
 ) -> None:
     """Check workflow files without running them (no daemon needed); exit 2 on any problem."""
     from ccd.config import load_config
@@ -67,10 +68,13 @@ def validate(
         fail(exc.message, 2)
     hosts = config.known_hosts()
     local_environment = declares_environment(config.host_config("localhost"))
+    given = parse_sets(sets)
     bad = 0
     for file in files:
         try:
-            spec = load_workflow_file(file, known_hosts=hosts, local_environment=local_environment)
+            spec = load_workflow_file(
+                file, known_hosts=hosts, local_environment=local_environment, params=given
+            )
         except SpecError as exc:
             bad += 1
             print(exc.message, file=sys.stderr)
@@ -85,9 +89,10 @@ def submit(
     file: Annotated[Path, typer.Argument(help="The workflow file (YAML).")],
     watch_: Annotated[bool, typer.Option("--watch", "-w", help="Watch it until it ends.")] = False,
     as_json: JsonOpt = False,
+    sets: SetOpt = None,
 ) -> None:
     """Submit a workflow to the daemon (starting the daemon if needed)."""
-    result = post_yaml("/v1/workflows", file)
+    result = post_yaml("/v1/workflows", file, parse_sets(sets))
     if as_json:
         print_json(result)
     else:

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -11,20 +12,39 @@ import typer
 from ccd.cli.client import path_of
 from ccd.cli.common import JsonOpt, WfArg, client, fail, print_json
 
+SetOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--set",
+        help="A value for one of the workflow's params: NAME=VALUE (repeat for more).",
+    ),
+]
 
-def post_yaml(api_path: str, file: Path) -> Any:
+
+def parse_sets(sets: list[str] | None) -> dict[str, str]:
+    """``--set NAME=VALUE`` options as a mapping (exit 2 on a malformed one)."""
+    given: dict[str, str] = {}
+    for item in sets or []:
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip():
+            fail(f"--set {item!r}: write --set NAME=VALUE", 2)
+        given[name.strip()] = value
+    return given
+
+
+def post_yaml(api_path: str, file: Path, params: dict[str, str] | None = None) -> Any:
     """POST the YAML of `file` to `api_path`, its absolute path as the source that
-    relative paths in it are read from; the daemon's answer."""
+    relative paths in it are read from (and `params` for its parameters); the
+    daemon's answer."""
     try:
         body = file.read_bytes()
     except OSError as exc:
         fail(f"cannot read {file}: {exc.strerror}", 2)
+    query = {"source": str(file.resolve())}
+    if params:
+        query["params"] = json.dumps(params)
     return client().call(
-        "POST",
-        api_path,
-        params={"source": str(file.resolve())},
-        body=body,
-        headers={"Content-Type": "application/yaml"},
+        "POST", api_path, params=query, body=body, headers={"Content-Type": "application/yaml"}
     )
 
 

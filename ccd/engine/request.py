@@ -102,6 +102,7 @@ def launch_request(
         base_env=base_env,
         python=host.python if host is not None else "python3",
         elements=lambda name: array_elements(spec, name),
+        params=spec.params,
     )
     return LaunchRequest(
         workflow_id,

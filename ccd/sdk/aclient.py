@@ -18,7 +18,7 @@ import asyncio
 import codecs
 import json
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -27,7 +27,7 @@ import httpx
 
 from ccd.cli import client as http
 from ccd.errors import CcdError, DaemonUnreachable
-from ccd.sdk.client import Ref, fragment, submission
+from ccd.sdk.client import Ref, fragment, submission, submit_query
 from ccd.sdk.results import (
     Added,
     Cancelled,
@@ -136,10 +136,14 @@ class AsyncClient:
 
     # Workflows ---------------------------------------------------------------
 
-    async def submit(self, workflow: Workflow | str | os.PathLike[str]) -> WorkflowRef:
-        """Submit a built `Workflow`, or the workflow file at a path."""
-        body, source = await asyncio.to_thread(submission, workflow)  # checking is CPU work
-        params = None if source is None else {"source": source}
+    async def submit(
+        self,
+        workflow: Workflow | str | os.PathLike[str],
+        params: Mapping[str, Any] | None = None,
+    ) -> WorkflowRef:
+        """Submit a built `Workflow`, or the workflow file at a path (see `Client.submit`)."""
+        body, source = await asyncio.to_thread(submission, workflow, params)  # CPU work
+        params = submit_query(source, params)
         headers = {"Content-Type": "application/yaml"}
         return WorkflowRef.from_json(
             await self._call("POST", "/v1/workflows", params, body, headers)

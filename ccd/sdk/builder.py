@@ -88,6 +88,7 @@ class Workflow:
         name: str,
         *,
         concurrency: int | None = None,
+        params: Mapping[str, Any] | None = None,
         defaults: Mapping[str, Any] | None = None,
         base_dir: str | os.PathLike[str] | None = None,
     ) -> None:
@@ -95,6 +96,9 @@ class Workflow:
         self._top: dict[str, Any] = {"name": name}
         if concurrency is not None:
             self._top["concurrency"] = concurrency
+        if params is not None:
+            # submit-time parameters, as a file's params: block writes them
+            self._top["params"] = _plain(params)
         if defaults is not None:
             self._top["defaults"] = _plain(defaults)
         #: where relative paths are read from
@@ -184,6 +188,7 @@ class Workflow:
         known_hosts: Collection[str] | None = None,
         *,
         local_environment: bool | None = None,
+        params: Mapping[str, str] | None = None,
     ) -> spec_model.Workflow:
         """The checked workflow, or `SpecError` (a `CcdError`) listing every problem,
         with the messages of ``ccctl validate``.  Hosts are checked against
@@ -204,6 +209,7 @@ class Workflow:
             self._origin,
             self._origins,
             local_environment=bool(local_environment),
+            params=params,
         )
         checker.problems.extend(self._duplicates)
         return checker.workflow(self.to_dict(), self._default_name)

@@ -15,7 +15,7 @@ import contextlib
 import json
 import os
 import time
-from collections.abc import Generator, Iterator
+from collections.abc import Generator, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
@@ -74,10 +74,15 @@ class Client:
 
     # Workflows ---------------------------------------------------------------
 
-    def submit(self, workflow: Workflow | str | os.PathLike[str]) -> WorkflowRef:
-        """Submit a built `Workflow`, or the workflow file at a path."""
-        body, source = submission(workflow)
-        params = None if source is None else {"source": source}
+    def submit(
+        self,
+        workflow: Workflow | str | os.PathLike[str],
+        params: Mapping[str, Any] | None = None,
+    ) -> WorkflowRef:
+        """Submit a built `Workflow`, or the workflow file at a path; `params`: values
+        for its ``params:`` (as ``ccctl submit --set``)."""
+        body, source = submission(workflow, params)
+        params = submit_query(source, params)
         headers = {"Content-Type": "application/yaml"}
         result = self._client().call("POST", "/v1/workflows", params, body, headers)
         return WorkflowRef.from_json(result)
@@ -168,7 +173,19 @@ class Client:
                 return
 
 
-def submission(workflow: Workflow | str | os.PathLike[str]) -> tuple[bytes, str | None]:
+def submit_query(source: str | None, params: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """The query of a submit: the file the workflow came from, the params' values."""
+    query: dict[str, Any] = {} if source is None else {"source": source}
+    if params:
+        from ccd.spec.params import param_text
+
+        query["params"] = json.dumps({name: param_text(v) for name, v in params.items()})
+    return query or None
+
+
+def submission(
+    workflow: Workflow | str | os.PathLike[str], params: Mapping[str, Any] | None = None
+) -> tuple[bytes, str | None]:
     """The body and ``?source=`` of a submit: a file as it is, a built workflow as its
     canonical YAML (checked here first, so problems point at the Python lines; what
     depends on the daemon's config, its hosts and the environment of its local jobs,
@@ -181,7 +198,12 @@ def submission(workflow: Workflow | str | os.PathLike[str]) -> tuple[bytes, str 
             raise CcdError(f"cannot read {path}: {exc.strerror or exc}") from None
     from ccd.spec.export import workflow_yaml
 
-    spec = workflow.validate(known_hosts=workflow.hosts(), local_environment=True)
+    given = None
+    if params:
+        from ccd.spec.params import param_text
+
+        given = {name: param_text(value) for name, value in params.items()}
+    spec = workflow.validate(known_hosts=workflow.hosts(), local_environment=True, params=given)
     # the file that built it (or that `from_yaml` read), for `ccctl ls` to show
     source = None if workflow.source.startswith("<") else os.path.abspath(workflow.source)
     return workflow_yaml(spec).encode(), source

@@ -101,8 +101,9 @@ class BuilderChecker(Checker):
         top: Origin,
         jobs: Mapping[str, Origin],
         local_environment: bool = False,
+        params: Mapping[str, str] | None = None,
     ) -> None:
-        super().__init__(source, base_dir, known_hosts, _Nowhere(), local_environment)
+        super().__init__(source, base_dir, known_hosts, _Nowhere(), local_environment, params)
         self.top = top
         self.jobs = jobs
 

@@ -12,8 +12,7 @@ order problems are listed in.
 from __future__ import annotations
 
 import os
-import re
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Mapping
 from pathlib import Path
 from typing import Any, Final
 
@@ -24,16 +23,16 @@ from ccd.spec.environments import environment_problems, notebook_problems
 from ccd.spec.fields import FIELD_CHECKS, NO_BASE_HINT, Bad, FieldContext
 from ccd.spec.graph import graph_problems
 from ccd.spec.hints import Suggestions, show, what
-from ccd.spec.model import JOB_NAME_PATTERN, RUN_WORKDIR, ExecutorKind, Workflow
+from ccd.spec.model import RUN_WORKDIR, ExecutorKind, Workflow
+from ccd.spec.names import name_problem, safe_name
+from ccd.spec.params import checked_params
 from ccd.spec.positions import PathKey, PositionLookup, Report, path_part
 from ccd.spec.references import reference_problems
 
 #: more problems than this are summarised in one last problem
 MAX_PROBLEMS: Final = 500
-#: names become path components, so keep them well below file-name limits
-MAX_NAME_LENGTH: Final = 128
 
-TOP_KEYS: Final = ("name", "concurrency", "defaults", "jobs")
+TOP_KEYS: Final = ("name", "concurrency", "params", "defaults", "jobs")
 #: every key a job may have, in the order they are checked
 JOB_KEYS: Final = tuple(FIELD_CHECKS)
 _JOB_KEY_SET: Final = frozenset(JOB_KEYS)
@@ -42,11 +41,6 @@ DEFAULT_KEYS: Final = tuple(key for key in JOB_KEYS if key not in _PER_JOB_ONLY)
 _MERGED_KEYS: Final = frozenset({"env", "resources"})
 
 LOCALHOST: Final = "localhost"
-_NAME = re.compile(JOB_NAME_PATTERN)
-_NAME_RULE: Final = (
-    "use letters, digits, '.', '_' and '-', starting with a letter or digit "
-    "(names become directory names and environment-variable suffixes)"
-)
 # problems about the whole file stay first even though they have no position
 _GLOBAL_CODES: Final = frozenset({"empty-file", "file-too-large", "no-jobs"})
 
@@ -63,8 +57,11 @@ class Checker:
         known_hosts: Collection[str],
         positions: PositionLookup,
         local_environment: bool = False,
+        params: Mapping[str, str] | None = None,
     ) -> None:
         self.source = source
+        #: parameter values given at submit, as text (``--set NAME=VALUE``)
+        self.given_params = dict(params or {})
         #: hosts.localhost declares an environment: local jobs' programs come from it
         self.local_environment = local_environment
         self.base_dir = base_dir
@@ -109,17 +106,21 @@ class Checker:
         self.unknown_keys(data, (), TOP_KEYS, "at the top level")
         name = self._workflow_name(data, default_name)
         concurrency = self._concurrency(data)
+        params, reports = checked_params(data.get("params"), self.given_params, self.suggest)
+        self.report_all(reports)
         defaults = self._defaults(data)
         drafts = self._jobs(data, defaults)
         self.report_all(graph_problems(drafts, self.suggest))
-        self.report_all(reference_problems(drafts, self.suggest))
+        self.report_all(reference_problems(drafts, self.suggest, _declared(data)))
         if self.problems:
             raise self.fail()
         jobs, reports = build_jobs(drafts)
         self.report_all(reports)
         if self.problems:
             raise self.fail()
-        return Workflow(name=name, concurrency=concurrency, jobs=jobs, source=self.source)
+        return Workflow(
+            name=name, concurrency=concurrency, jobs=jobs, source=self.source, params=params
+        )
 
     def _from_cloudmesh(self, data: dict[Any, Any]) -> dict[Any, Any]:
         converted = cloudmesh.convert(data, self.positions, base_dir=self.base_dir)
@@ -147,15 +148,15 @@ class Checker:
 
     def _workflow_name(self, data: dict[Any, Any], default_name: str) -> str:
         if "name" not in data:
-            return _safe_name(default_name)
+            return safe_name(default_name)
         value = data["name"]
         if not isinstance(value, str):
             self.report(("name",), "wrong-type", f"name must be text, not {what(value)}")
-        elif (problem := _name_problem(value)) is not None:
+        elif (problem := name_problem(value)) is not None:
             self.report(("name",), "bad-name", f"invalid workflow name {value!r}: {problem}")
         else:
             return value
-        return _safe_name(default_name)
+        return safe_name(default_name)
 
     def _concurrency(self, data: dict[Any, Any]) -> int | None:
         value = data.get("concurrency")
@@ -237,7 +238,7 @@ class Checker:
                 at_key=True,
             )
             return str(key)
-        problem = _name_problem(key)
+        problem = name_problem(key)
         if problem is not None:
             self.report(path, "bad-name", f"invalid job name {key!r}: {problem}", at_key=True)
         return key
@@ -402,16 +403,8 @@ def finish(problems: list[Problem], source: str) -> list[Problem]:
     return unique
 
 
-def _name_problem(name: str) -> str | None:
-    if len(name) > MAX_NAME_LENGTH:
-        return f"longer than {MAX_NAME_LENGTH} characters"
-    if not _NAME.fullmatch(name) or ".." in name:
-        return _NAME_RULE
-    return None
-
-
-def _safe_name(stem: str) -> str:
-    """A valid workflow name made from a file stem."""
-    cleaned = re.sub(r"\.{2,}", ".", re.sub(r"[^A-Za-z0-9._-]+", "-", stem)).lstrip("._-")
-    cleaned = cleaned[:MAX_NAME_LENGTH].rstrip("._-")
-    return cleaned or "workflow"
+def _declared(data: dict[Any, Any]) -> list[str]:
+    """The parameters the document declares (well formed or not: a reference to one
+    that is badly declared is not a second problem)."""
+    block = data.get("params")
+    return [str(name) for name in block] if isinstance(block, dict) else []

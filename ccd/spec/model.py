@@ -132,3 +132,5 @@ class Workflow(BaseModel):
     jobs: dict[str, Job]
     #: the file it came from, or "<string>"
     source: str = "<string>"
+    #: submit-time parameters: each one's value (its default, or given at submit)
+    params: dict[str, Any] = Field(default_factory=dict)

@@ -8,7 +8,8 @@ Three forms, each between ``${{`` and ``}}``:
   every element's KEY, in index order (every element must be an ancestor:
   ``needs: [NAME]``);
 
-and ``${{ item }}`` in a ``foreach:`` job: the element's item (``$CCD_ITEM``).
+and ``${{ item }}`` in a ``foreach:`` job: the element's item (``$CCD_ITEM``), and
+``${{ params.NAME }}``: a submit-time parameter (``$CCD_PARAM_NAME``).
 
 `parse` splits a text into literal text, references and malformed pieces; the
 validator (`reference_problems`) and the launch (`ccd.commands`) both use it, so
@@ -18,7 +19,7 @@ a ``${{`` the validator let through is resolved, never passed on as text.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Final
 
@@ -31,6 +32,7 @@ OPEN: Final = "${{"
 CLOSE: Final = "}}"
 FORMS: Final = "${{ jobs.NAME.outputs.KEY }} (or jobs.NAME[INDEX].outputs.KEY for one element)"
 _ITEM_BODY = re.compile(r"\s*item\s*")
+_PARAM_BODY = re.compile(r"\s*params\.([A-Za-z_][A-Za-z0-9_]*)\s*")
 _BODY = re.compile(
     r"\s*jobs\.([A-Za-z0-9][A-Za-z0-9._-]*)(?:\[(\d+)\])?\.outputs\.([A-Za-z_][A-Za-z0-9_]*)\s*"
 )
@@ -72,7 +74,15 @@ class Item:
     written: str
 
 
-Part = str | Reference | Malformed | Item
+@dataclass(frozen=True, slots=True)
+class ParamRef:
+    """``${{ params.NAME }}``: a submit-time parameter of the workflow."""
+
+    written: str
+    name: str
+
+
+Part = str | Reference | Malformed | Item | ParamRef
 
 
 def parse(text: str) -> list[Part]:
@@ -93,6 +103,8 @@ def parse(text: str) -> list[Part]:
         match = _BODY.fullmatch(text, at + len(OPEN), end)
         if match is None and _ITEM_BODY.fullmatch(text, at + len(OPEN), end):
             parts.append(Item(written))
+        elif match is None and (param := _PARAM_BODY.fullmatch(text, at + len(OPEN), end)):
+            parts.append(ParamRef(written, param.group(1)))
         elif match is None:
             parts.append(Malformed(written, _malformed(written)))
         else:
@@ -113,8 +125,11 @@ def _malformed(written: str) -> str:
 # --- validation ---------------------------------------------------------------------
 
 
-def reference_problems(drafts: dict[str, Draft], suggest: Suggestions) -> list[Report]:
-    """Every malformed reference, and every one to a job that is not an ancestor."""
+def reference_problems(
+    drafts: dict[str, Draft], suggest: Suggestions, params: Collection[str] = ()
+) -> list[Report]:
+    """Every malformed reference, every one to a job that is not an ancestor, and
+    every one to a parameter the workflow does not declare (`params`)."""
     reports: list[Report] = []
     sizes = {name: _array_size(draft) for name, draft in drafts.items()}
     fans = {name for name, draft in drafts.items() if "foreach" in draft.fields}
@@ -127,10 +142,25 @@ def reference_problems(drafts: dict[str, Draft], suggest: Suggestions) -> list[R
             for part in parse(text):
                 if isinstance(part, str):
                     continue
-                problem = _part_problem(name, part, sizes, fans, ancestors, suggest)
+                if isinstance(part, ParamRef):
+                    problem = _param_problem(name, part, params, suggest)
+                else:
+                    problem = _part_problem(name, part, sizes, fans, ancestors, suggest)
                 if problem is not None:
                     reports.append((path, *problem, False))
     return reports
+
+
+def _param_problem(
+    child: str, ref: ParamRef, params: Collection[str], suggest: Suggestions
+) -> tuple[str, str] | None:
+    if ref.name in params:
+        return None
+    declared = ", ".join(params) or "none"
+    return "unknown-param", (
+        f"'{ref.written}' in job {child!r}: the workflow declares no param {ref.name!r}"
+        f"{suggest(ref.name, list(params))} (params: {declared})"
+    )
 
 
 def _part_problem(

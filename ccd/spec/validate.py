@@ -27,7 +27,7 @@ key and `ccd.spec.graph` for the job graph) and builds the model.
 from __future__ import annotations
 
 import os
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from pathlib import Path
 
 from ccd.errors import Problem, SpecError
@@ -44,11 +44,13 @@ def load_workflow_file(
     *,
     known_hosts: Collection[str] = (LOCALHOST,),
     local_environment: bool = False,
+    params: Mapping[str, str] | None = None,
 ) -> Workflow:
     """Read and validate the workflow file at `path`; raise SpecError with every problem.
 
     `local_environment`: the daemon config declares an environment for localhost,
-    so what a local job finds (papermill) is not this process's to say."""
+    so what a local job finds (papermill) is not this process's to say. `params`:
+    parameter values given at submit, as text (``--set NAME=VALUE``)."""
     file = Path(path)
     source = str(file)
     try:
@@ -69,7 +71,7 @@ def load_workflow_file(
             source, "unreadable", f"cannot read the workflow file: {exc.strerror or exc}"
         ) from None
     base_dir = file.absolute().parent
-    return _load(data, source, base_dir, known_hosts, file.stem, local_environment)
+    return _load(data, source, base_dir, known_hosts, file.stem, local_environment, params)
 
 
 def load_workflow_text(
@@ -79,6 +81,7 @@ def load_workflow_text(
     base_dir: str | os.PathLike[str] | None,
     known_hosts: Collection[str] = (LOCALHOST,),
     local_environment: bool = False,
+    params: Mapping[str, str] | None = None,
 ) -> Workflow:
     """Validate workflow `text`; relative paths in it are relative to `base_dir`.
 
@@ -88,7 +91,7 @@ def load_workflow_text(
     """
     default_name = "workflow" if source.startswith("<") else Path(source).stem
     base = None if base_dir is None else Path(os.path.abspath(base_dir))
-    return _load(text, source, base, known_hosts, default_name, local_environment)
+    return _load(text, source, base, known_hosts, default_name, local_environment, params)
 
 
 def _no_position(source: str, code: str, message: str) -> SpecError:
@@ -102,11 +105,12 @@ def _load(
     known_hosts: Collection[str],
     default_name: str,
     local_environment: bool = False,
+    params: Mapping[str, str] | None = None,
 ) -> Workflow:
     try:
         document = load_yaml(text, source)
     except SpecError as exc:
         raise SpecError(finish(exc.problems, source)) from None
-    checker = Checker(source, base_dir, known_hosts, document.positions, local_environment)
+    checker = Checker(source, base_dir, known_hosts, document.positions, local_environment, params)
     checker.problems.extend(document.problems)
     return checker.workflow(document.data, default_name)
