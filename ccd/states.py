@@ -49,7 +49,7 @@ _C, _K, _U = JobState.CANCELLED, JobState.SKIPPED, JobState.UNREACHABLE
 _X = JobState.UNKNOWN
 
 #: Every allowed transition.  A retry attempt goes RUNNING -> QUEUED; a workflow
-#: retry moves a retryable final state back to PENDING.
+#: retry moves a retryable final state back to PENDING, and a rerun any final one.
 JOB_TRANSITIONS: dict[JobState, frozenset[JobState]] = {
     _P: frozenset({_Q, _C, _K, _F}),
     # a batch job can start and end between two looks at the queue: queued -> final;
@@ -59,7 +59,7 @@ JOB_TRANSITIONS: dict[JobState, frozenset[JobState]] = {
     _U: frozenset({_R, _S, _F, _T, _C, _Q}),
     # once the host answers: adopted or launched (running), or the launch failed
     _X: frozenset({_R, _Q, _F, _C}),
-    _S: frozenset(),
+    _S: frozenset({_P}),
     _F: frozenset({_P}),
     _T: frozenset({_P}),
     _C: frozenset({_P}),

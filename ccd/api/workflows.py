@@ -248,3 +248,15 @@ async def retry(ref: str, services: ServicesDep) -> dict[str, Any]:
     row = await find_workflow(services.store, ref)
     jobs = await services.engine.retry(row["id"])
     return {"id": row["id"], "retried": jobs}
+
+
+@router.post("/v1/workflows/{ref}/jobs/{job}/rerun", response_model=Retried)
+async def rerun(
+    ref: str, job: str, services: ServicesDep, downstream: bool = False
+) -> dict[str, Any]:
+    """Run one job of a finished workflow again, even if it succeeded (an array or
+    foreach job: all its elements); with `downstream`, every job that needs it too.
+    The other jobs keep their outcome and outputs."""
+    row = await find_workflow(services.store, ref)
+    jobs = await services.engine.rerun(row["id"], job, downstream)
+    return {"id": row["id"], "retried": jobs}

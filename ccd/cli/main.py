@@ -276,6 +276,23 @@ def retry(wf: WfArg) -> None:
 
 
 @app.command()
+def rerun(
+    wf: WfArg,
+    job: Annotated[str, typer.Argument(help="The job to run again (an array job: all of it).")],
+    downstream: Annotated[
+        bool, typer.Option("--downstream", help="Also every job that needs it.")
+    ] = False,
+) -> None:
+    """Run one job of a finished workflow again, even if it succeeded; keep the rest."""
+    path = path_of("workflows", wf, "jobs", job, "rerun")
+    result = client().call("POST", path, params={"downstream": downstream})
+    print(
+        f"rerunning {len(result['retried'])} job(s) of {result['id']}: "
+        + ", ".join(result["retried"])
+    )
+
+
+@app.command()
 def export(
     wf: WfArg,
     output: Annotated[

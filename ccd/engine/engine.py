@@ -17,6 +17,7 @@ from ccd.config import DaemonConfig
 from ccd.engine import fanout
 from ccd.engine.job import LAUNCHED, JobRun
 from ccd.engine.pool import check_workflow
+from ccd.engine.request import rerun_targets
 from ccd.engine.run import WorkflowRun
 from ccd.engine.slots import Slots
 from ccd.errors import Conflict, NotFound
@@ -141,12 +142,38 @@ class Engine:
 
     async def retry(self, workflow_id: str) -> list[str]:
         """Run the failed, timed-out, cancelled and skipped jobs of a finished workflow again."""
-        if workflow_id in self._runs:
-            raise Conflict(f"workflow {workflow_id} is still running; wait for it or cancel it")
+        self._not_running(workflow_id)
         spec, rows = await self._load(workflow_id)
         again = [r["name"] for r in rows if JobState(r["state"]) in RETRYABLE_JOB_STATES]
         if not again:
             raise Conflict(f"workflow {workflow_id} has no failed, cancelled or skipped jobs")
+        await self._run_again(workflow_id, spec, rows, again, "retry")
+        return again
+
+    async def rerun(self, workflow_id: str, job: str, downstream: bool = False) -> list[str]:
+        """Run `job` of a finished workflow again, even if it succeeded (an array or
+        foreach job: all its elements), and with `downstream` every job that needs
+        it; the rest keep their outcome. The jobs run again, in spec order."""
+        self._not_running(workflow_id)
+        spec, rows = await self._load(workflow_id)
+        again = rerun_targets(spec, job, downstream)
+        if not again:
+            raise NotFound(f"workflow {workflow_id} has no job '{job}'")
+        await self._run_again(workflow_id, spec, rows, again, "rerun")
+        return again
+
+    def _not_running(self, workflow_id: str) -> None:
+        if workflow_id in self._runs:
+            raise Conflict(f"workflow {workflow_id} is still running; wait for it or cancel it")
+
+    async def _run_again(
+        self,
+        workflow_id: str,
+        spec: Workflow,
+        rows: list[dict[str, Any]],
+        again: list[str],
+        reason: str,
+    ) -> None:
         jobs = self._job_runs(spec, rows)
         for name in again:
             jr = jobs[name]
@@ -158,14 +185,13 @@ class Engine:
                     workflow_id,
                     name,
                     EventKind.JOB_STATE,
-                    {"state": JobState.PENDING.value, "reason": "retry"},
+                    {"state": JobState.PENDING.value, "reason": reason},
                 )
             )
         await self._store.record(
             Event(workflow_id, None, EventKind.WORKFLOW_STATE, {"state": "running"})
         )
         self._start(workflow_id, spec, jobs)
-        return again
 
     async def recover(self) -> int:
         """Resume every workflow an earlier daemon left unfinished; returns how many."""

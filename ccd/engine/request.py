@@ -113,3 +113,21 @@ def launch_request(
         resolved.exports,
         effective(job, host),
     )
+
+
+def rerun_targets(spec: Workflow, job: str, downstream: bool) -> list[str]:
+    """The jobs a rerun of `job` runs again, in spec order: the job (an array or
+    foreach job: its elements), and with `downstream` every job that needs them."""
+    targets = set(array_elements(spec, job) or ([job] if job in spec.jobs else []))
+    if downstream and targets:
+        children: dict[str, list[str]] = {}
+        for name, other in spec.jobs.items():
+            for parent in other.needs:
+                children.setdefault(parent, []).append(name)
+        todo = list(targets)
+        while todo:
+            for child in children.get(todo.pop(), ()):
+                if child not in targets:
+                    targets.add(child)
+                    todo.append(child)
+    return [name for name in spec.jobs if name in targets]

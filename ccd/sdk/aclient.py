@@ -173,6 +173,10 @@ class AsyncClient:
         path = http.path_of("workflows", str(ref), "retry")
         return Retried.from_json(await self._call("POST", path))
 
+    async def rerun(self, ref: Ref, job: str, *, downstream: bool = False) -> Retried:
+        path = http.path_of("workflows", str(ref), "jobs", job, "rerun")
+        return Retried.from_json(await self._call("POST", path, {"downstream": downstream}))
+
     async def export(self, ref: Ref) -> str:
         chunks = [c async for c in self._stream(http.path_of("workflows", str(ref), "spec"))]
         return b"".join(chunks).decode()

@@ -115,6 +115,12 @@ class Client:
         path = http.path_of("workflows", str(ref), "retry")
         return Retried.from_json(self._client().call("POST", path))
 
+    def rerun(self, ref: Ref, job: str, *, downstream: bool = False) -> Retried:
+        """Run `job` of a finished workflow again (and, with `downstream`, what needs
+        it), even if it succeeded; the other jobs keep their outcome."""
+        path = http.path_of("workflows", str(ref), "jobs", job, "rerun")
+        return Retried.from_json(self._client().call("POST", path, {"downstream": downstream}))
+
     def export(self, ref: Ref) -> str:
         """The submitted workflow as canonical YAML (``ccctl export``)."""
         chunks = self._client().stream(http.path_of("workflows", str(ref), "spec"))

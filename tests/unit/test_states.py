@@ -40,7 +40,6 @@ def test_allowed(old: JobState, new: JobState) -> None:
 @pytest.mark.parametrize(
     ("old", "new"),
     [
-        (J.SUCCEEDED, J.PENDING),
         (J.PENDING, J.RUNNING),
         (J.SKIPPED, J.RUNNING),
         (J.SUCCEEDED, J.FAILED),
@@ -55,8 +54,9 @@ def test_refused(old: JobState, new: JobState) -> None:
         check_transition(old, new)
 
 
-def test_succeeded_is_terminal() -> None:
-    assert JOB_TRANSITIONS[J.SUCCEEDED] == frozenset()
+def test_succeeded_is_final_until_a_rerun() -> None:
+    # only `ccctl rerun` moves a succeeded job on: back to pending, to run again
+    assert JOB_TRANSITIONS[J.SUCCEEDED] == frozenset({J.PENDING})
     assert J.SUCCEEDED.is_final and not J.RUNNING.is_final
     assert {s for s in JobState if s.is_final} == FINAL_JOB_STATES
 
