@@ -98,6 +98,9 @@ def test_cancel_kills_grandchildren_and_cancels_descendants(
             run: |
               sh -c 'echo $$ >> {pids}; exec sleep 300' &
               sh -c 'sh -c "echo \\$\\$ >> {pids}; exec sleep 300"' &
+              # say so once both grandchildren wrote their pids: the log then has
+              # nothing more to send, and the test reads the pids after it
+              until [ "$(wc -l 2>/dev/null < {pids})" = 2 ]; do sleep 0.01; done
               echo started
               wait
           child: {{needs: [long], run: "true"}}
@@ -111,11 +114,12 @@ def test_cancel_kills_grandchildren_and_cancels_descendants(
             or (e["kind"] == "job.state" and e["job"] == "long" and e["data"]["state"] == "running")
         ),
     )
-    # wait until both grandchildren wrote their pids (they run in the job's group)
+    # "started" comes once both grandchildren wrote their pids (they run in the job's
+    # group); waiting for the pids file after the log's last line could wait for ever
     log_text = ""
     for chunk in daemon.client.stream(f"/v1/workflows/{wf}/jobs/long/log", {"follow": True}):
         log_text += chunk.decode()
-        if "started" in log_text and pids.exists() and len(pids.read_text().split()) == 2:
+        if "started" in log_text:
             break
     grandchildren = [int(p) for p in pids.read_text().split()]
     daemon.client.call("POST", f"/v1/workflows/{wf}/cancel")
