@@ -28,6 +28,7 @@ from ccd.api.models import (
 )
 from ccd.commands import EXECUTED_NOTEBOOK
 from ccd.config import DaemonConfig
+from ccd.engine.pool import check_capacity
 from ccd.errors import CcdError, NotFound
 from ccd.executors.environment import declares_environment
 from ccd.executors.wrapper import LOG, attempt_dir
@@ -110,6 +111,8 @@ async def validate(
     its parameters, a JSON object of texts."""
     with gc_paused():
         spec = await read_spec(request, source, services.config, params)
+    # what submit refuses too: a local job asking for more than its host has
+    check_capacity(spec, services.config)
     return {"name": spec.name, "jobs": len(spec.jobs)}
 
 

@@ -58,6 +58,7 @@ def validate(
 ) -> None:
     """Check workflow files without running them (no daemon needed); exit 2 on any problem."""
     from ccd.config import load_config
+    from ccd.engine.pool import check_capacity
     from ccd.errors import SpecError
     from ccd.executors.environment import declares_environment
     from ccd.spec.validate import load_workflow_file
@@ -75,9 +76,13 @@ def validate(
             spec = load_workflow_file(
                 file, known_hosts=hosts, local_environment=local_environment, params=given
             )
-        except SpecError as exc:
+            check_capacity(spec, config)  # as submit does: more than the host has
+        except CcdError as exc:  # a SpecError with every problem, or the capacity's
             bad += 1
-            print(exc.message, file=sys.stderr)
+            print(
+                exc.message if isinstance(exc, SpecError) else f"{file}: {exc.message}",
+                file=sys.stderr,
+            )
             continue
         print(f"{file}: ok — workflow '{spec.name}', {len(spec.jobs)} job(s)")
     if bad:

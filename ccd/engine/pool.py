@@ -167,6 +167,21 @@ def check_workflow(spec: Workflow, pools: Callable[[Job], ResourcePool | None]) 
         raise CcdError("\n".join(lines))
 
 
+def check_capacity(spec: Workflow, config: DaemonConfig) -> None:
+    """`check_workflow` against the capacities `config` declares, for a validation
+    that starts no engine (``ccctl validate``, ``/v1/validate``)."""
+    pools: dict[str, ResourcePool | None] = {}
+
+    def pool(job: Job) -> ResourcePool | None:
+        if not is_local(job):
+            return None
+        if job.host not in pools:
+            pools[job.host] = pool_for(config, job.host)
+        return pools[job.host]
+
+    check_workflow(spec, pool)
+
+
 def gpu_env(devices: Sequence[str]) -> dict[str, str]:
     """The variables that tell a job which GPU devices it holds (none: none set)."""
     if not devices:

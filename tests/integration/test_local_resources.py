@@ -5,7 +5,10 @@ job keeps its device."""
 
 from __future__ import annotations
 
+import os
 import signal
+import subprocess
+import sys
 import textwrap
 from collections.abc import Callable
 from pathlib import Path
@@ -85,3 +88,26 @@ def test_after_a_restart_a_running_job_keeps_its_gpu(
     gate.touch()
     assert d.wait_final(first)["state"] == "succeeded"
     assert d.log_of(first, "holder") == "0\n"
+
+
+def test_validate_refuses_what_submit_would(
+    daemon_factory: Callable[..., DaemonProc], tmp_path: Path
+) -> None:
+    d = daemon_factory(CONFIG)
+    d.start()
+    spec = tmp_path / "big.yaml"
+    spec.write_text("name: big\njobs:\n  huge: {resources: {gpus: 3}, run: 'true'}\n")
+    with pytest.raises(ApiError) as err:
+        d.client.call("POST", "/v1/validate", body=spec.read_bytes())
+    assert "asks for gpus: 3" in str(err.value)
+    # ccctl validate reads the same daemon config (CCD_CONFIG), no daemon needed
+    done = subprocess.run(
+        [sys.executable, "-m", "ccd.cli", "validate", str(spec)],
+        env={**os.environ, **d.env, "CCD_CONFIG": str(tmp_path / "ccd.yaml")},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert done.stderr.startswith(f"{spec}: job 'huge' asks for gpus: 3")
