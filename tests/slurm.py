@@ -154,6 +154,19 @@ def _port_free(port: int) -> bool:
         return True
 
 
+#: how long ports of daemons just killed may stay bound (a forked child of slurmd
+#: closes its copy of the listening socket as it exits, a moment after its parent)
+PORTS_FREED = 5.0
+
+
+def _ports_taken(*ports: int) -> list[int]:
+    """The `ports` still bound once those of just-killed daemons had time to close."""
+    with contextlib.suppress(TimeoutError):
+        # polling bind() until every port is free, with a deadline
+        _wait_for("ports free", lambda: all(_port_free(p) for p in ports), PORTS_FREED)
+    return [p for p in ports if not _port_free(p)]
+
+
 def _setting(line: str) -> str | None:
     """The key of a one-setting slurm.conf line (`MinJobAge=2`); None for comments and
     lines of several settings (`PartitionName=x Nodes=…`), which never replace another."""
@@ -634,7 +647,7 @@ def open_cluster(
                 _wait_for("node idle", cluster.node_idle)
                 return cluster
             cluster.kill_leftovers()
-            taken = [p for p in (cluster.ctld_port, cluster.slurmd_port) if not _port_free(p)]
+            taken = _ports_taken(cluster.ctld_port, cluster.slurmd_port)
             if taken:  # by something that is not ours: try the next slot
                 busy.append(f"slot{n}: ports {taken} in use")
                 cluster.release()

@@ -100,8 +100,11 @@ def test_watch_live_table_in_tmux(
 
     # stage two: the view follows the jobs' progress
     gate_a.touch()
+    # the whole table, its '… and N more' line too (a capture may come mid-repaint)
     screen = wait_screen(
-        tmux, "all long jobs at 80%", lambda s: len(long_rows(s, "stage two")) == len(LONG)
+        tmux,
+        "all long jobs at 80% and the '… and N more' line",
+        lambda s: len(long_rows(s, "stage two")) == len(LONG) and more_count(s) is not None,
     )
     for row in long_rows(screen, "stage two"):
         assert re.search(r"running\s+━+.*\s80%\s+localhost", row), row
