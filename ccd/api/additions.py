@@ -9,9 +9,7 @@ from fastapi import APIRouter, Request
 
 from ccd.api.deps import ServicesDep, find_workflow
 from ccd.api.models import ERRORS, YAML_BODY, Added
-from ccd.api.workflows import request_text
-from ccd.errors import Conflict
-from ccd.executors.environment import declares_environment
+from ccd.api.workflows import config_checks, request_text
 from ccd.spec.additions import load_added_jobs
 
 router = APIRouter(responses=ERRORS)
@@ -28,22 +26,14 @@ async def add_jobs(
     names, parents old or new, no cycle. A job whose parents have all succeeded
     starts at once; one needing a failed job is skipped. 409 once the workflow ended."""
     workflow_id = (await find_workflow(services.store, ref))["id"]
-    running = services.engine.live_spec(workflow_id)
-    if running is None:
-        raise Conflict(
-            f"workflow {workflow_id} has ended, so no jobs can join it: submit them as "
-            f"a workflow of their own, or 'ccctl retry {workflow_id}' to run its failed, "
-            "cancelled and skipped jobs again"
-        )
+    running = services.engine.live_spec(workflow_id)  # Conflict once it has ended
     body, name, base_dir = await request_text(request, source)
-    config = services.config
     jobs = await asyncio.to_thread(
         load_added_jobs,
         body,
         running,
         source=name,
         base_dir=base_dir,
-        known_hosts=config.known_hosts(),
-        local_environment=declares_environment(config.host_config("localhost")),
+        **config_checks(services.config),
     )
     return {"id": workflow_id, "added": await services.engine.add_jobs(workflow_id, jobs)}

@@ -66,10 +66,18 @@ async def read_spec(
         body,
         source=name,
         base_dir=base_dir,
-        known_hosts=config.known_hosts(),
-        local_environment=declares_environment(config.host_config("localhost")),
         params=given_params(params),
+        **config_checks(config),
     )
+
+
+def config_checks(config: DaemonConfig) -> dict[str, Any]:
+    """What a workflow is checked against that the daemon's config says: the hosts
+    it knows, and whether local jobs get their programs from an environment."""
+    return {
+        "known_hosts": config.known_hosts(),
+        "local_environment": declares_environment(config.host_config("localhost")),
+    }
 
 
 def given_params(text: str | None) -> dict[str, str]:

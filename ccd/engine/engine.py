@@ -49,10 +49,21 @@ class Engine:
     def is_running(self, workflow_id: str) -> bool:
         return workflow_id in self._runs
 
-    def live_spec(self, workflow_id: str) -> Workflow | None:
-        """The DAG a running workflow has now (grown by foreach and added jobs)."""
+    def live_spec(self, workflow_id: str) -> Workflow:
+        """The DAG a running workflow has now (grown by foreach and added jobs), to
+        check jobs to add against; Conflict once it has ended."""
+        return self._open_run(workflow_id).spec
+
+    def _open_run(self, workflow_id: str) -> WorkflowRun:
+        """The run of a workflow that still takes jobs; Conflict saying what to do if not."""
         run = self._runs.get(workflow_id)
-        return None if run is None else run.spec
+        if run is None or run.finishing:
+            raise Conflict(
+                f"workflow {workflow_id} has ended, so no jobs can join it: submit them "
+                f"as a workflow of their own, or 'ccctl retry {workflow_id}' to run its "
+                "failed, cancelled and skipped jobs again"
+            )
+        return run
 
     async def submit(self, spec: Workflow) -> str:
         # a local job asking for more GPUs, CPUs or memory than the host has would wait
@@ -112,13 +123,7 @@ class Engine:
     async def add_jobs(self, workflow_id: str, jobs: Mapping[str, Job]) -> list[str]:
         """Add checked `jobs` to a running workflow; they start when their parents
         are final (at once if they are). The names added, in order."""
-        run = self._runs.get(workflow_id)
-        if run is None or run.finishing:
-            raise Conflict(
-                f"workflow {workflow_id} has ended, so no jobs can join it: submit them "
-                f"as a workflow of their own, or 'ccctl retry {workflow_id}' to run its "
-                "failed, cancelled and skipped jobs again"
-            )
+        run = self._open_run(workflow_id)
         jobs = run.current_parents(jobs)
         check_workflow(run.spec.model_copy(update={"jobs": dict(jobs)}), self._slots.resources)
         # after every position a job has had (a foreach's elements take fractions of its)

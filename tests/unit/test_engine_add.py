@@ -27,7 +27,6 @@ RUNNING = """
 
 async def add(bed: Bed, wf: str, text: str) -> list[str]:
     spec = bed.engine.live_spec(wf)
-    assert spec is not None
     jobs = load_added_jobs(textwrap.dedent(text), spec, base_dir=bed.tmp_path)
     return await bed.engine.add_jobs(wf, jobs)
 
@@ -85,6 +84,8 @@ async def test_an_ended_workflow_takes_no_jobs(bed: Bed) -> None:
     await bed.final(wf)
     with pytest.raises(Conflict, match=f"workflow {wf} has ended.*ccctl retry {wf}"):
         await bed.engine.add_jobs(wf, {})
+    with pytest.raises(Conflict, match=f"workflow {wf} has ended"):
+        bed.engine.live_spec(wf)
 
 
 @pytest.mark.parametrize(
@@ -104,7 +105,6 @@ async def test_problems_are_located_in_the_fragment(
     bed.executor.set("long", hangs())
     wf = await bed.submit(RUNNING)
     spec = bed.engine.live_spec(wf)
-    assert spec is not None
     with pytest.raises(SpecError) as caught:
         load_added_jobs(text, spec, base_dir=Path("/"))
     assert [(p.code, p.line) for p in caught.value.problems] == [(code, line)]

@@ -141,13 +141,12 @@ async def test_a_restart_before_the_expansion_expands_once(bed: Bed) -> None:
     bed.executor.set("split", hangs())
     bed.executor.set("train[0]", exits(0, "::ccd output acc=1"))
     wf = await bed.submit(SPLIT)
-    split = await bed.executor.launched("split")
+    await bed.executor.launched("split")
     await bed.job_reaches(wf, "split", J.RUNNING)
     assert await bed.restart() == 1
     adopted = await bed.executor.adopted("split")
     adopted.write("::ccd output grid=[7]")
     adopted.finish(0)
-    del split
     assert (await bed.final(wf))["state"] == "succeeded"
     assert len(await bed.events(wf, "workflow.jobs_added")) == 1
     assert [c.job for c in bed.executor.calls_of("launch")].count("train[0]") == 1
