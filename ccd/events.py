@@ -23,7 +23,9 @@ class EventKind(StrEnum):
     #: children's new parents), reason}. Jobs a user added: data {jobs: {name: Job as
     #: JSON}, positions: {name: listing position}, reason}
     WORKFLOW_JOBS_ADDED = "workflow.jobs_added"
-    #: data: {state, attempt?, reason?, exit_code?, handle?}; a job's state changed; the
+    #: data: {state, attempt?, reason?, exit_code?, handle?, cache?, cache_key?}; a
+    #: job's state changed; a job's first ``queued`` carries its cache key and what it
+    #: was made of (``cache``), its ``succeeded`` the key it ran with; the
     #: ``running`` event of an attempt carries its executor handle (how to find it again)
     JOB_STATE = "job.state"
     #: data: {attempt, handle}; an executor handle recorded on its own (e.g. a re-adoption)
@@ -34,6 +36,9 @@ class EventKind(StrEnum):
     JOB_OUTPUT = "job.output"
     #: data: {message}; something the user should see, never fatal
     JOB_WARNING = "job.warning"
+    #: data: {key, parts, origin: {workflow_id, job, attempt}, outputs, reason}; the
+    #: job's earlier run with the same cache key is reused (its ``succeeded`` follows)
+    JOB_CACHED = "job.cached"
 
 
 @dataclass(frozen=True, slots=True)

@@ -129,6 +129,8 @@ class Fold:
         self.deleted: list[tuple[str, str]] = []
         self.needs_changed: list[tuple[str, str, str]] = []
         self.spec_patches: list[tuple[str, str]] = []
+        #: rows of the cache table: jobs that succeeded with a cache key (`cache_row`)
+        self.cache_rows: list[tuple[Any, ...]] = []
         # Unbound functions, not bound methods: a Fold holding its own bound methods
         # is a reference cycle, and a batch's rows (100,000 of them for a big submit)
         # would then wait for the cyclic garbage collector instead of being freed.
@@ -141,6 +143,7 @@ class Fold:
             EventKind.JOB_PROGRESS: Fold._progress,
             EventKind.JOB_OUTPUT: Fold._output,
             EventKind.JOB_WARNING: Fold._warning,
+            EventKind.JOB_CACHED: Fold._cached,
         }
         # Keyed by the plain string (a str-Enum member hashes and compares equal
         # to it), so either finds the handler and the value to store, without the
@@ -278,7 +281,35 @@ class Fold:
             row.ended = None
         if "handle" in data:  # the launch names the attempt's handle; a new attempt clears it
             row.handle = None if data["handle"] is None else dumps(data["handle"])
+        if state == JobState.SUCCEEDED and "cache_key" in data:
+            key = _str(data["cache_key"], "cache_key")
+            origin = (row.workflow_id, row.name, row.attempt)
+            self.cache_rows.append(self._cache_row(row, key, origin, row.ended or now))
         self._touch(row, now)
+
+    def _cached(self, event: Event) -> None:
+        """An earlier run is reused: the job has its outputs, and is a cache entry
+        pointing at that run (its ``succeeded`` event follows)."""
+        row, data, now = self._job(event), event.data, float(event.time)
+        key = _str(data.get("key"), "key")
+        origin = data.get("origin")
+        outputs = data.get("outputs", {})
+        if not isinstance(origin, dict) or not isinstance(outputs, dict):
+            raise BadEvent("job.cached: origin and outputs must be objects")
+        source = (
+            _str(origin.get("workflow_id"), "origin workflow"),
+            _str(origin.get("job"), "origin job"),
+            _int(origin.get("attempt"), "origin attempt"),
+        )
+        row.outputs = dumps(outputs)
+        self.cache_rows.append(self._cache_row(row, key, source, now))
+        self._touch(row, now)
+
+    def _cache_row(
+        self, row: JobRow, key: str, origin: tuple[str, str, int], ended: float
+    ) -> tuple[Any, ...]:
+        name = self.workflows[row.workflow_id].name if row.workflow_id in self.workflows else ""
+        return (name, key, row.workflow_id, row.name, row.attempt, *origin, row.outputs, ended)
 
     def _launched(self, event: Event) -> None:
         row = self._job(event)
@@ -349,6 +380,12 @@ def _float(value: Any, what: str) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise BadEvent(f"{what} must be a number, not {value!r}")
     return float(value)
+
+
+def _str(value: Any, what: str) -> str:
+    if not isinstance(value, str) or not value:
+        raise BadEvent(f"{what} must be a non-empty string, not {value!r}")
+    return value
 
 
 def _opt_str(value: Any, what: str) -> str | None:

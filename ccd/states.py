@@ -51,7 +51,8 @@ _X = JobState.UNKNOWN
 #: Every allowed transition.  A retry attempt goes RUNNING -> QUEUED; a workflow
 #: retry moves a retryable final state back to PENDING, and a rerun any final one.
 JOB_TRANSITIONS: dict[JobState, frozenset[JobState]] = {
-    _P: frozenset({_Q, _C, _K, _F}),
+    # pending -> succeeded: an earlier run of the job is reused (--resume)
+    _P: frozenset({_Q, _C, _K, _F, _S}),
     # a batch job can start and end between two looks at the queue: queued -> final;
     # and fail there, so its retry is queued again straight from queued
     _Q: frozenset({_Q, _R, _C, _F, _P, _S, _T, _X}),

@@ -70,12 +70,17 @@ async def job_log(
     number = attempt or jrow["attempt"]
     if attempt is not None and number > jrow["attempt"]:
         raise NotFound(f"job '{job}' has no attempt {number} (it has {jrow['attempt']})")
-    if follow and attempt is None and jrow["attempt"] == 0:
+    owner, name = row["id"], job
+    reused = await store.cache.of_job(owner, job) if jrow["attempt"] == 0 else None
+    if reused is not None and attempt is None:
+        # a job reused from an earlier workflow (--resume): that run's log
+        owner, name, number = reused.origin_workflow, reused.origin_job, reused.origin_attempt
+    elif follow and attempt is None and jrow["attempt"] == 0:
         number = await _first_attempt(services, row["id"], job)
-    run_dir = attempt_dir(services.config.runs_dir, row["id"], job, number)
+    run_dir = attempt_dir(services.config.runs_dir, owner, name, number)
     if number < 1 or not run_dir.is_dir():
         raise NotFound(f"job '{job}' has not started, so it has no log")
-    end = _AttemptEnd(store, row["id"], job, number, run_dir)
+    end = _AttemptEnd(store, owner, name, number, run_dir)
     stream = _log_stream(services, end, run_dir, offset, follow)
     return StreamingResponse(stream, media_type="text/plain; charset=utf-8")
 

@@ -126,12 +126,20 @@ async def validate(
 
 @router.post("/v1/workflows", status_code=201, response_model=Submitted, openapi_extra=YAML_BODY)
 async def submit(
-    request: Request, services: ServicesDep, source: str | None = None, params: str | None = None
+    request: Request,
+    services: ServicesDep,
+    source: str | None = None,
+    params: str | None = None,
+    resume: bool = False,
 ) -> dict[str, Any]:
     """Submit a workflow: the body is the workflow file (YAML); `params`: values for
-    its parameters (``--set``), a JSON object of texts, e.g. ``{"epochs": "20"}``."""
+    its parameters (``--set``), a JSON object of texts, e.g. ``{"epochs": "20"}``;
+    `resume`: reuse the earlier run (in a workflow of the same name) of each job whose
+    cache key is unchanged, as ``resume: true`` in the file does."""
     with gc_paused():  # a big workflow is millions of objects, none garbage
         spec = await read_spec(request, source, services.config, params)
+        if resume and not spec.resume:
+            spec = spec.model_copy(update={"resume": True})
         workflow_id = await services.engine.submit(spec)
     return {"id": workflow_id, "name": spec.name, "jobs": len(spec.jobs)}
 

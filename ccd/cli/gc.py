@@ -19,10 +19,11 @@ def gc_report(result: dict[str, Any]) -> list[str]:
     """Lines for a terminal: one per workflow, then a summary (and any host left undone)."""
     cutoff = time.strftime("%Y-%m-%d %H:%M", time.localtime(result["cutoff"]))
     workflows = result["workflows"]
+    kept = _kept_lines(result.get("kept") or [])
     if not workflows:
-        return [f"no finished workflow ended before {cutoff}; nothing to delete"]
+        return [f"no finished workflow ended before {cutoff}; nothing to delete", *kept]
     verb = "would delete" if result["dry_run"] else "deleted"
-    lines = [f"{verb} {len(workflows)} workflow(s) that ended before {cutoff}:"]
+    lines = [f"{verb} {len(workflows)} workflow(s) that ended before {cutoff}:", *kept]
     for w in workflows:
         ended = time.strftime("%Y-%m-%d %H:%M", time.localtime(w["ended"]))
         lines.append(
@@ -46,4 +47,16 @@ def gc_report(result: dict[str, Any]) -> list[str]:
     for host, error in result["remote_errors"].items():
         dirs = " ".join(remote.get(host, []))
         lines.append(f"warning: run directories on {host} were not removed ({error}): {dirs}")
+    return lines
+
+
+def _kept_lines(kept: list[dict[str, Any]]) -> list[str]:
+    """Old workflows kept because newer ones reuse their runs (and logs): --resume."""
+    lines = []
+    for k in kept:
+        users = k["reused_by"]
+        shown = ", ".join(users[:3]) + (f" and {len(users) - 3} more" if len(users) > 3 else "")
+        lines.append(
+            f"  kept {k['id']}  {k['name']}: its runs are reused by {shown}; it goes once they do"
+        )
     return lines

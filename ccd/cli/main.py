@@ -31,9 +31,10 @@ from ccd.cli.common import (
     quiet_pipe,
 )
 from ccd.cli.format import event_text, format_clock
-from ccd.cli.post import SetOpt, add, parse_sets, post_yaml
+from ccd.cli.post import ResumeOpt, SetOpt, add, parse_sets, post_yaml
 from ccd.cli.service import daemon_app, hosts_app
 from ccd.cli.ui import ui
+from ccd.cli.why import why
 from ccd.errors import CcdError
 from ccd.states import FINAL_JOB_STATES
 
@@ -48,6 +49,7 @@ app.add_typer(daemon_app, name="daemon")
 app.add_typer(hosts_app, name="hosts")
 app.command("ui")(ui)
 app.command("add")(add)
+app.command("why")(why)
 
 
 # -- workflows -----------------------------------------------------------------------
@@ -95,9 +97,10 @@ def submit(
     watch_: Annotated[bool, typer.Option("--watch", "-w", help="Watch it until it ends.")] = False,
     as_json: JsonOpt = False,
     sets: SetOpt = None,
+    resume: ResumeOpt = False,
 ) -> None:
     """Submit a workflow to the daemon (starting the daemon if needed)."""
-    result = post_yaml("/v1/workflows", file, parse_sets(sets))
+    result = post_yaml("/v1/workflows", file, parse_sets(sets), resume=resume)
     if as_json:
         print_json(result)
     else:

@@ -19,6 +19,15 @@ SetOpt = Annotated[
         help="A value for one of the workflow's params: NAME=VALUE (repeat for more).",
     ),
 ]
+ResumeOpt = Annotated[
+    bool,
+    typer.Option(
+        "--resume",
+        help="Reuse the earlier run (in a workflow of the same name) of every job whose "
+        "inputs, script, command, parameters and parents are unchanged, instead of "
+        "running it again. 'ccctl why WF JOB' says why a job ran or was reused.",
+    ),
+]
 
 
 def parse_sets(sets: list[str] | None) -> dict[str, str]:
@@ -32,10 +41,12 @@ def parse_sets(sets: list[str] | None) -> dict[str, str]:
     return given
 
 
-def post_yaml(api_path: str, file: Path, params: dict[str, str] | None = None) -> Any:
+def post_yaml(
+    api_path: str, file: Path, params: dict[str, str] | None = None, *, resume: bool = False
+) -> Any:
     """POST the YAML of `file` to `api_path`, its absolute path as the source that
-    relative paths in it are read from (and `params` for its parameters); the
-    daemon's answer."""
+    relative paths in it are read from (and `params` for its parameters, `resume` to
+    reuse unchanged jobs' earlier runs); the daemon's answer."""
     try:
         body = file.read_bytes()
     except OSError as exc:
@@ -43,6 +54,8 @@ def post_yaml(api_path: str, file: Path, params: dict[str, str] | None = None) -
     query = {"source": str(file.resolve())}
     if params:
         query["params"] = json.dumps(params)
+    if resume:
+        query["resume"] = "true"
     return client().call(
         "POST", api_path, params=query, body=body, headers={"Content-Type": "application/yaml"}
     )

@@ -148,6 +148,7 @@ class WatchModel:
         # changes nothing, and its line is still printed.
         with contextlib.suppress(BadEvent, ValueError, KeyError, TypeError):
             self._fold.apply(Event(wid, job, EventKind(event["kind"]), data, when))
+        self._fold.cache_rows.clear()  # the daemon's store keeps those, not the view
         return [f"{format_clock(when)} {line}" for line in self._lines(event, job)]
 
     def _lines(self, event: Mapping[str, Any], job: str | None) -> list[str]:

@@ -27,6 +27,7 @@ from ccd.daemon.sockets import bind_unix_socket, notify_systemd, systemd_socket
 from ccd.daemon.web import WebListener
 from ccd.engine import Engine
 from ccd.errors import CcdError
+from ccd.executors.files import HostFiles
 from ccd.executors.filewatch import FileWatcher
 from ccd.executors.registry import Executors
 from ccd.store import Store
@@ -122,7 +123,7 @@ class Daemon:
         self.filewatch.start()
         # the SSH and Slurm executors (and asyncssh) are created on first use
         self.executors = Executors(cfg, self.filewatch)
-        self.engine = Engine(self.store, cfg, self.executors)
+        self.engine = Engine(self.store, cfg, self.executors, HostFiles(self.executors.run_on))
         app = create_app(self)
         server = _api_server(app)
         # the dashboard's TCP port, opened through this app only (`ccctl ui`)

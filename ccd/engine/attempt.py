@@ -63,7 +63,8 @@ class Attempts:
         """Run `jr`'s next attempt to its end."""
         # an `unknown` job stays so until its executor can tell whether it started
         if jr.state not in (JobState.QUEUED, JobState.UNKNOWN):
-            self._events.set_state(jr, JobState.QUEUED, forget_handle=True)
+            note, jr.cache_note = jr.cache_note, None
+            self._events.set_state(jr, JobState.QUEUED, forget_handle=True, cache=note)
         if self._limit is None:
             return await self._run_in_slot(jr)
         # a plain `async with` while the job waits for the workflow's limit: thousands

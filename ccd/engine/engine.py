@@ -23,6 +23,7 @@ from ccd.engine.slots import Slots
 from ccd.errors import Conflict, NotFound
 from ccd.events import Event, EventKind
 from ccd.executors.base import Executor
+from ccd.executors.files import FileStates, HostFiles
 from ccd.fold import EncodedJSON
 from ccd.spec.model import ExecutorKind, Job, Workflow
 from ccd.states import RETRYABLE_JOB_STATES, JobState, check_transition
@@ -37,9 +38,15 @@ def new_workflow_id() -> str:
 
 class Engine:
     def __init__(
-        self, store: Store, config: DaemonConfig, executors: Mapping[ExecutorKind, Executor]
+        self,
+        store: Store,
+        config: DaemonConfig,
+        executors: Mapping[ExecutorKind, Executor],
+        files: FileStates | None = None,
     ) -> None:
         self._store = store
+        #: reads jobs' input and output files where they run (cache keys)
+        self._files = files or HostFiles()
         self._config = config
         self._executors = executors
         self._slots = Slots(config)
@@ -96,6 +103,7 @@ class Engine:
             slots=self._slots,
             config=self._config,
             jobs=jobs,
+            files=self._files,
         )
         self._runs[workflow_id] = run
         task = asyncio.create_task(self._drive(run), name=f"workflow {workflow_id}")
@@ -179,12 +187,13 @@ class Engine:
         again: list[str],
         reason: str,
     ) -> None:
-        jobs = self._job_runs(spec, rows)
+        jobs = self._job_runs(spec, rows, await self._store.cache.keys_of(workflow_id))
         for name in again:
             jr = jobs[name]
             check_transition(jr.state, JobState.PENDING)
             jr.state = JobState.PENDING
             jr.handle = None
+            jr.fresh = reason == "rerun"  # asked to run again, not to be reused
             self._store.emit(
                 Event(
                     workflow_id,
@@ -203,7 +212,8 @@ class Engine:
         loaded: list[tuple[str, Workflow, dict[str, JobRun]]] = []
         for row in await self._store.unfinished_workflows():
             spec, rows = await self._load(row["id"])
-            jobs = self._job_runs(spec, rows)
+            keys = await self._store.cache.keys_of(row["id"], recovering=True)
+            jobs = self._job_runs(spec, rows, keys)
             self._claim(row["id"], jobs)
             loaded.append((row["id"], spec, jobs))
         # every running attempt holds its GPUs (and CPUs, memory) again before any
@@ -242,7 +252,11 @@ class Engine:
         return spec, await self._store.get_jobs(workflow_id)
 
     @staticmethod
-    def _job_runs(spec: Workflow, rows: list[dict[str, Any]]) -> dict[str, JobRun]:
+    def _job_runs(
+        spec: Workflow, rows: list[dict[str, Any]], keys: Mapping[str, str]
+    ) -> dict[str, JobRun]:
+        """The jobs of a stored workflow; `keys`: the cache keys of those that have one
+        (their children's keys hold them; an adopted attempt succeeds with it)."""
         by_name = {r["name"]: r for r in rows}
         jobs: dict[str, JobRun] = {}
         for name, job in spec.jobs.items():
@@ -255,6 +269,7 @@ class Engine:
                 handle=row["handle"],
                 started_at=row["started"],
                 recovered=True,
+                cache_key=keys.get(name),
             )
         return jobs
 

@@ -46,6 +46,14 @@ class JobRun:
     reason: str | None = None
     #: loaded from the store by a new daemon: its next attempt may already exist
     recovered: bool = False
+    #: the cache key of the job's current run (None: it has none, e.g. ``cache: false``)
+    cache_key: str | None = None
+    #: what `JobCache` decided, recorded with the job's next ``queued`` event
+    cache_note: dict[str, Any] | None = None
+    #: its outcome is an earlier run's, reused (so its success is no cache entry of its own)
+    reused: bool = False
+    #: must run, not reuse an earlier run (a rerun asked for it)
+    fresh: bool = False
     #: set by a cancel while the job runs (a future: the monitor waits on it directly)
     kill_requested: asyncio.Future[None] = field(
         default_factory=lambda: asyncio.get_running_loop().create_future()

@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from ccd.config import DaemonConfig
 from ccd.engine import fanout
 from ccd.engine.attempt import Attempts
+from ccd.engine.cache import JobCache
 from ccd.engine.job import LAUNCHED, JobEvents, JobRun
 from ccd.engine.outcome import Outcome, retry_delay, retry_reason
 from ccd.engine.request import Outputs, array_elements
@@ -24,6 +25,7 @@ from ccd.engine.slots import Slots
 from ccd.errors import Conflict, NotFound
 from ccd.events import Event, EventKind
 from ccd.executors.base import Executor
+from ccd.executors.files import FileStates
 from ccd.heap import gc_paused_for_a_turn
 from ccd.spec.model import HOOK_RULES, ExecutorKind, Job, Workflow
 from ccd.states import FINAL_JOB_STATES, JobState, workflow_state
@@ -48,6 +50,7 @@ class WorkflowRun:
         slots: Slots,
         config: DaemonConfig,
         jobs: dict[str, JobRun],
+        files: FileStates,
     ) -> None:
         self.id = workflow_id
         self.spec = spec
@@ -73,6 +76,15 @@ class WorkflowRun:
             executors=executors,
             slots=slots,
             config=config,
+        )
+        self._cache = JobCache(
+            workflow_id,
+            spec,
+            jobs,
+            store=store,
+            events=self._events,
+            config=config,
+            files=files,
         )
         self._closing = False
         #: whether `_count_parents` ran (a cancel can come before `run` does)
@@ -255,12 +267,15 @@ class WorkflowRun:
             outcome = Outcome(JobState.FAILED, reason=f"internal error: {exc!r}")
         if jr.state is not outcome.state:
             # `ended`: when the attempt ended, which a new daemon may learn long after
+            # a success with a key is a cache entry; a reused run's entry is its job.cached
+            key = jr.cache_key if outcome.state is JobState.SUCCEEDED and not jr.reused else None
             self._events.set_state(
                 jr,
                 outcome.state,
                 reason=outcome.reason,
                 exit_code=outcome.exit_code,
                 ended=outcome.ended,
+                cache_key=key,
             )
         self._finished(jr)
 
@@ -275,6 +290,9 @@ class WorkflowRun:
                 return blocked
             if jr.spec.foreach is not None:
                 return await self._fan_out(jr)
+            reused = await self._cache.consider(jr)
+            if reused is not None:
+                return reused
             outcome = await self._attempts.run(jr)
         while (delay := retry_delay(jr.spec, jr.attempt, outcome)) is not None:
             self._events.set_state(

@@ -48,6 +48,13 @@ class Executors(Mapping[ExecutorKind, Executor]):
     def _link(self, host: str) -> HostLink:
         return self.ssh.link(host)
 
+    async def run_on(self, host: str, command: str) -> tuple[int, str, str]:
+        """Run a short command on a remote host over its SSH connection (e.g. reading
+        a job's input files for its cache key): exit status, stdout, stderr."""
+        done = await self._link(host).run(command)
+        status = done.exit_status if done.exit_status is not None else 255
+        return status, str(done.stdout or ""), str(done.stderr or "")
+
     def _make(self, kind: ExecutorKind) -> Executor:
         if kind is ExecutorKind.SSH:
             return self.ssh

@@ -21,6 +21,7 @@ from ccd.spec import cloudmesh
 from ccd.spec.build import Draft, build_jobs
 from ccd.spec.environments import environment_problems, notebook_problems
 from ccd.spec.fields import FIELD_CHECKS, NO_BASE_HINT, Bad, FieldContext
+from ccd.spec.fields_cache import cache_path_problems
 from ccd.spec.graph import graph_problems
 from ccd.spec.hints import Suggestions, show, what
 from ccd.spec.model import RUN_WORKDIR, ExecutorKind, Workflow
@@ -28,11 +29,12 @@ from ccd.spec.names import name_problem, safe_name
 from ccd.spec.params import checked_params
 from ccd.spec.positions import PathKey, PositionLookup, Report, path_part
 from ccd.spec.references import reference_problems
+from ccd.spec.toplevel import top_concurrency, top_resume
 
 #: more problems than this are summarised in one last problem
 MAX_PROBLEMS: Final = 500
 
-TOP_KEYS: Final = ("name", "concurrency", "params", "defaults", "jobs")
+TOP_KEYS: Final = ("name", "concurrency", "params", "resume", "defaults", "jobs")
 #: every key a job may have, in the order they are checked
 JOB_KEYS: Final = tuple(FIELD_CHECKS)
 _JOB_KEY_SET: Final = frozenset(JOB_KEYS)
@@ -105,7 +107,10 @@ class Checker:
             data = self._from_cloudmesh(data)
         self.unknown_keys(data, (), TOP_KEYS, "at the top level")
         name = self._workflow_name(data, default_name)
-        concurrency = self._concurrency(data)
+        concurrency, reports = top_concurrency(data)
+        self.report_all(reports)
+        resume, reports = top_resume(data)
+        self.report_all(reports)
         params, reports = checked_params(data.get("params"), self.given_params, self.suggest)
         self.report_all(reports)
         defaults = self._defaults(data)
@@ -119,7 +124,12 @@ class Checker:
         if self.problems:
             raise self.fail()
         return Workflow(
-            name=name, concurrency=concurrency, jobs=jobs, source=self.source, params=params
+            name=name,
+            concurrency=concurrency,
+            jobs=jobs,
+            source=self.source,
+            params=params,
+            resume=resume,
         )
 
     def _from_cloudmesh(self, data: dict[Any, Any]) -> dict[Any, Any]:
@@ -157,26 +167,6 @@ class Checker:
         else:
             return value
         return safe_name(default_name)
-
-    def _concurrency(self, data: dict[Any, Any]) -> int | None:
-        value = data.get("concurrency")
-        if value is None:
-            return None
-        if isinstance(value, bool) or not isinstance(value, int):
-            self.report(
-                ("concurrency",),
-                "wrong-type",
-                f"concurrency must be a whole number, not {what(value)}",
-            )
-        elif value < 1:
-            self.report(
-                ("concurrency",),
-                "bad-value",
-                "concurrency must be at least 1; leave it out for no per-workflow limit",
-            )
-        else:
-            return value
-        return None
 
     def _defaults(self, data: dict[Any, Any]) -> _Defaults:
         value = data.get("defaults")
@@ -278,6 +268,8 @@ class Checker:
         self.report_all(
             notebook_problems(draft, remote=remote, local_environment=self.local_environment)
         )
+        if "inputs" in draft.fields or "outputs_files" in draft.fields:
+            self.report_all(cache_path_problems(draft, remote=remote))
         return draft
 
     def _not_a_job(self, draft: Draft, body: object) -> None:

@@ -25,6 +25,7 @@ from ccd.spec.field_kit import (
     plain_data,
     scalar_text,
 )
+from ccd.spec.fields_cache import CACHE_CHECKS
 from ccd.spec.fields_software import SOFTWARE_CHECKS
 from ccd.spec.hints import show, what
 from ccd.spec.model import KNOWN_RESOURCES, RETRY_KINDS, ExecutorKind
@@ -275,4 +276,5 @@ FIELD_CHECKS: Final[Mapping[str, FieldCheck]] = {
     "resources": _resources,
     "array": _array,
     **SOFTWARE_CHECKS,
+    **CACHE_CHECKS,
 }

@@ -29,6 +29,11 @@ TRIGGER_RULES = ("success", "failure", "always", "any")
 HOOK_RULES = frozenset({"failure", "always"})
 
 
+#: ``cache:``: how a job's ``inputs`` count in its cache key (by their bytes, or by
+#: size and modification time), or "off": the job always runs
+CACHE_MODES = ("content", "mtime", "off")
+
+
 #: the keys a job's ``resources:`` may hold (the Slurm executor maps each to an sbatch
 #: option; ``extra`` is a list of raw sbatch arguments)
 KNOWN_RESOURCES = frozenset(
@@ -120,6 +125,12 @@ class Job(BaseModel):
     #: the items a foreach job fanned out over (each as ``$CCD_ITEM`` holds it), set
     #: in the stored spec when it did; no file sets it (ccd.engine.fanout.expanded)
     items: list[str] | None = None
+    #: how the job's cache key counts its inputs (CACHE_MODES; "off": never reused)
+    cache: str = "content"
+    #: absolute paths (``~/…`` on a remote host) of files the job reads: in its key
+    inputs: list[str] = Field(default_factory=list)
+    #: files the job writes; an earlier run is reused only while they all exist
+    outputs_files: list[str] = Field(default_factory=list)
 
 
 class Workflow(BaseModel):
@@ -134,3 +145,5 @@ class Workflow(BaseModel):
     source: str = "<string>"
     #: submit-time parameters: each one's value (its default, or given at submit)
     params: dict[str, Any] = Field(default_factory=dict)
+    #: reuse earlier runs of jobs whose cache key is unchanged (``--resume``)
+    resume: bool = False

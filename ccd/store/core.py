@@ -17,6 +17,7 @@ from ccd.events import Event
 from ccd.fold import BadEvent, Fold, dumps_data
 from ccd.heap import gc_paused
 from ccd.store import gc, reads, rows, schema
+from ccd.store.cache import CacheReads
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +69,8 @@ class Store:
         self._file = file
         self._write_db = write_db
         self._read_db = read_db
+        #: the cache table (``--resume``, ``ccctl why``)
+        self.cache = CacheReads(read_db)
         self._last_seq = last_seq
         self._batch_cap = batch_cap
         self._loop = asyncio.get_running_loop()

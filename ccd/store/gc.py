@@ -63,6 +63,16 @@ class ExpiredWorkflow:
     events: int
 
 
+@dataclass(frozen=True, slots=True)
+class KeptWorkflow:
+    """An expired workflow kept because jobs of newer workflows reuse its runs."""
+
+    id: str
+    name: str
+    #: "workflow/job" of each job that reuses one of its runs
+    reused_by: list[str]
+
+
 @dataclass(slots=True)
 class Expired:
     """Finished workflows older than a cutoff, and what deleting them frees."""
@@ -72,6 +82,8 @@ class Expired:
     ssh_dirs: list[tuple[str, str, str]] = field(default_factory=list)
     #: bytes the database file (with its WAL) shrank by; 0 for a dry run
     db_bytes_freed: int = 0
+    #: old enough, but kept: newer workflows reuse their runs (--resume)
+    kept: list[KeptWorkflow] = field(default_factory=list)
 
     @property
     def events(self) -> int:
@@ -90,6 +102,7 @@ class Expired:
             "events": self.events,
             "ssh_dirs": [{"workflow": w, "host": h, "run_dir": d} for w, h, d in self.ssh_dirs],
             "db_bytes_freed": self.db_bytes_freed,
+            "kept": [{"id": k.id, "name": k.name, "reused_by": k.reused_by} for k in self.kept],
         }
 
 
@@ -102,13 +115,41 @@ async def select_expired(
     ]
     if not rows:
         return Expired()
+    rows, kept = await _keep_reused(db, rows)
+    if not rows:
+        return Expired(kept=kept)
     ids = dumps([r[0] for r in rows])
     counts = {wid: n for wid, n in await db.execute_fetchall(_EVENT_COUNTS, (ids,))}
     dirs = await db.execute_fetchall(_SSH_DIRS, (ids, ids))
     return Expired(
         workflows=[ExpiredWorkflow(r[0], r[1], r[2], r[3], counts.get(r[0], 0)) for r in rows],
         ssh_dirs=sorted({(str(w), str(h), str(d)) for w, h, d in dirs if h and d}),
+        kept=kept,
     )
+
+
+# A reused run's log and outputs are its origin's: a workflow whose runs are reused
+# by a workflow that stays is kept with it (origins are never chains: a reuse points
+# at the run that really ran).
+_REUSERS = f"""
+    SELECT origin_workflow, workflow_id, job FROM cache
+     WHERE origin_workflow IN ({_IDS}) AND workflow_id NOT IN ({_IDS})
+     ORDER BY origin_workflow, workflow_id, job
+"""
+
+
+async def _keep_reused(
+    db: aiosqlite.Connection, rows: list[Any]
+) -> tuple[list[Any], list[KeptWorkflow]]:
+    """`rows` without the workflows whose runs a staying workflow reuses, and those."""
+    ids = dumps([r[0] for r in rows])
+    users: dict[str, list[str]] = {}
+    for origin, user, job in await db.execute_fetchall(_REUSERS, (ids, ids)):
+        users.setdefault(str(origin), []).append(f"{user}/{job}")
+    if not users:
+        return rows, []
+    kept = [KeptWorkflow(r[0], r[1], users[r[0]]) for r in rows if r[0] in users]
+    return [r for r in rows if r[0] not in users], kept
 
 
 async def delete_expired(

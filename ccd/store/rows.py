@@ -42,6 +42,12 @@ UPDATE_NEEDS = "UPDATE jobs SET needs = ? WHERE workflow_id = ? AND name = ?"
 #: RFC 7396 merge patch, in SQLite: a null removes a job, objects merge, lists replace,
 #: so a 100,000-job spec is changed without loading it into Python
 PATCH_SPEC = "UPDATE workflows SET spec = json_patch(spec, ?) WHERE id = ?"
+#: a job's cache entry; a rerun that succeeds again replaces it
+UPSERT_CACHE = """
+    INSERT OR REPLACE INTO cache (name, key, workflow_id, job, attempt, origin_workflow,
+                                  origin_job, origin_attempt, outputs, ended)
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+"""
 UPDATE_JOB = """
     UPDATE jobs SET state = ?, attempt = ?, progress = ?, message = ?, exit_code = ?,
                     reason = ?, handle = ?, outputs = ?, started = ?, ended = ?, updated = ?
@@ -85,6 +91,8 @@ async def persist(db: aiosqlite.Connection, fold: Fold, events: list[tuple[Any, 
         await db.executemany(UPDATE_NEEDS, fold.needs_changed)
     if fold.spec_patches:
         await db.executemany(PATCH_SPEC, fold.spec_patches)
+    if fold.cache_rows:
+        await db.executemany(UPSERT_CACHE, fold.cache_rows)
 
 
 def _workflow_insert(w: WorkflowRow) -> tuple[Any, ...]:

@@ -133,8 +133,35 @@ async def _spec_last_v3(db: aiosqlite.Connection) -> None:
     await db.execute("ALTER TABLE workflows RENAME COLUMN spec_last TO spec")
 
 
+async def _cache_v4(db: aiosqlite.Connection) -> None:
+    # One row per job that succeeded with a cache key (``--resume`` looks keys up
+    # here), written with the event of its success: by the job's own run (origin =
+    # itself) or by a reuse (origin = the run reused). Deleting a workflow deletes
+    # its rows and those of every job that reused one of its jobs' runs, so no
+    # reuse ever points at a run directory that is gone.
+    await db.execute(
+        """
+        CREATE TABLE cache (
+            name            TEXT NOT NULL,
+            key             TEXT NOT NULL,
+            workflow_id     TEXT NOT NULL REFERENCES workflows (id) ON DELETE CASCADE,
+            job             TEXT NOT NULL,
+            attempt         INTEGER NOT NULL,
+            origin_workflow TEXT NOT NULL REFERENCES workflows (id) ON DELETE CASCADE,
+            origin_job      TEXT NOT NULL,
+            origin_attempt  INTEGER NOT NULL,
+            outputs         TEXT NOT NULL,
+            ended           REAL NOT NULL,
+            PRIMARY KEY (workflow_id, job)
+        )
+        """
+    )
+    await db.execute("CREATE INDEX cache_name_key ON cache (name, key, ended)")
+    await db.execute("CREATE INDEX cache_origin ON cache (origin_workflow)")
+
+
 #: ``MIGRATIONS[v]`` takes the schema from version ``v`` to ``v + 1``.
-MIGRATIONS: list[Migration] = [_create_v1, _jobs_by_position_v2, _spec_last_v3]
+MIGRATIONS: list[Migration] = [_create_v1, _jobs_by_position_v2, _spec_last_v3, _cache_v4]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

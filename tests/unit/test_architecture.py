@@ -25,6 +25,7 @@ CORE = (
     "ccd.logscan",
     "ccd.expand",
     "ccd.resources",
+    "ccd.caching",
 )
 EDGES = ("ccd.executors", "ccd.store", "ccd.api", "ccd.cli", "ccd.daemon", "ccd.engine")
 

@@ -27,6 +27,8 @@ def test_every_state_has_a_row() -> None:
         (J.RUNNING, J.SUCCEEDED),
         (J.RUNNING, J.QUEUED),
         (J.PENDING, J.SKIPPED),
+        # an earlier run reused (--resume)
+        (J.PENDING, J.SUCCEEDED),
         (J.FAILED, J.PENDING),
         (J.QUEUED, J.UNKNOWN),
         (J.UNKNOWN, J.RUNNING),
@@ -43,7 +45,7 @@ def test_allowed(old: JobState, new: JobState) -> None:
         (J.PENDING, J.RUNNING),
         (J.SKIPPED, J.RUNNING),
         (J.SUCCEEDED, J.FAILED),
-        (J.PENDING, J.SUCCEEDED),
+        (J.PENDING, J.TIMED_OUT),
         # an unknown job is checked, then adopted or launched: never final unseen
         (J.UNKNOWN, J.SUCCEEDED),
         (J.RUNNING, J.UNKNOWN),
