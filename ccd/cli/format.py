@@ -182,6 +182,7 @@ _EVENT_TEXT: dict[str, Callable[[Mapping[str, Any]], str]] = {
     "job.launched": lambda d: f"launched attempt {d.get('attempt')}",
     "workflow.submitted": lambda d: f"submitted {one_line(d.get('name'))}",
     "workflow.jobs_added": _added_text,
+    "job.cached": lambda d: f"reused: {one_line(d.get('reason', ''))}",
 }
 
 

@@ -16,6 +16,7 @@ import asyncio
 import hashlib
 import os
 import shlex
+import stat
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Final
 
@@ -47,6 +48,9 @@ def _local_state(path: str, content: bool) -> str | None:
         raise LaunchError(f"cannot read input {path}: {exc.strerror or exc}") from None
     if not content:
         return f"size {st.st_size} mtime {st.st_mtime_ns}"
+    if stat.S_ISDIR(st.st_mode):
+        # its own mtime does not move when a file deep inside changes: never memoised
+        return _directory_digest(path)
     identity = (path, st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
     found = _memo.get(identity)
     if found is None:
@@ -60,20 +64,23 @@ def _local_state(path: str, content: bool) -> str | None:
 def _content_digest(path: str) -> str:
     sha = hashlib.sha256()
     try:
-        if os.path.isdir(path):
-            # a directory counts by its listing and each file in it, recursively
-            for root, dirs, files in os.walk(path):
-                dirs.sort()
-                for name in sorted(files):
-                    file = os.path.join(root, name)
-                    sha.update(os.path.relpath(file, path).encode() + b"\0")
-                    sha.update(_content_digest(file).encode())
-        else:
-            with open(path, "rb") as stream:
-                while chunk := stream.read(_CHUNK):
-                    sha.update(chunk)
+        with open(path, "rb") as stream:
+            while chunk := stream.read(_CHUNK):
+                sha.update(chunk)
     except OSError as exc:
         raise LaunchError(f"cannot read input {path}: {exc.strerror or exc}") from None
+    return DIGEST_PREFIX + sha.hexdigest()[:32]
+
+
+def _directory_digest(path: str) -> str:
+    """A directory by the relative path and content of each file in it, recursively."""
+    sha = hashlib.sha256()
+    for root, dirs, names in os.walk(path):
+        dirs.sort()
+        for name in sorted(names):
+            file = os.path.join(root, name)
+            sha.update(os.path.relpath(file, path).encode() + b"\0")
+            sha.update(str(_local_state(file, True)).encode())
     return DIGEST_PREFIX + sha.hexdigest()[:32]
 
 

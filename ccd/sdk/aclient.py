@@ -140,10 +140,12 @@ class AsyncClient:
         self,
         workflow: Workflow | str | os.PathLike[str],
         params: Mapping[str, Any] | None = None,
+        *,
+        resume: bool = False,
     ) -> WorkflowRef:
         """Submit a built `Workflow`, or the workflow file at a path (see `Client.submit`)."""
         body, source = await asyncio.to_thread(submission, workflow, params)  # CPU work
-        params = submit_query(source, params)
+        params = submit_query(source, params, resume)
         headers = {"Content-Type": "application/yaml"}
         return WorkflowRef.from_json(
             await self._call("POST", "/v1/workflows", params, body, headers)

@@ -91,6 +91,7 @@ class Workflow:
         params: Mapping[str, Any] | None = None,
         defaults: Mapping[str, Any] | None = None,
         base_dir: str | os.PathLike[str] | None = None,
+        resume: bool | None = None,
     ) -> None:
         site = caller()
         self._top: dict[str, Any] = {"name": name}
@@ -99,6 +100,9 @@ class Workflow:
         if params is not None:
             # submit-time parameters, as a file's params: block writes them
             self._top["params"] = _plain(params)
+        if resume is not None:
+            # reuse unchanged jobs' earlier runs, as a file's resume: true does
+            self._top["resume"] = resume
         if defaults is not None:
             self._top["defaults"] = _plain(defaults)
         #: where relative paths are read from

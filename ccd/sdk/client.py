@@ -78,11 +78,14 @@ class Client:
         self,
         workflow: Workflow | str | os.PathLike[str],
         params: Mapping[str, Any] | None = None,
+        *,
+        resume: bool = False,
     ) -> WorkflowRef:
         """Submit a built `Workflow`, or the workflow file at a path; `params`: values
-        for its ``params:`` (as ``ccctl submit --set``)."""
+        for its ``params:`` (as ``ccctl submit --set``); `resume`: reuse the earlier
+        run of each job whose cache key is unchanged (``ccctl submit --resume``)."""
         body, source = submission(workflow, params)
-        params = submit_query(source, params)
+        params = submit_query(source, params, resume)
         headers = {"Content-Type": "application/yaml"}
         result = self._client().call("POST", "/v1/workflows", params, body, headers)
         return WorkflowRef.from_json(result)
@@ -179,9 +182,14 @@ class Client:
                 return
 
 
-def submit_query(source: str | None, params: Mapping[str, Any] | None) -> dict[str, Any] | None:
-    """The query of a submit: the file the workflow came from, the params' values."""
+def submit_query(
+    source: str | None, params: Mapping[str, Any] | None, resume: bool = False
+) -> dict[str, Any] | None:
+    """The query of a submit: the file the workflow came from, the params' values,
+    whether to resume."""
     query: dict[str, Any] = {} if source is None else {"source": source}
+    if resume:
+        query["resume"] = "true"
     if params:
         from ccd.spec.params import param_text
 

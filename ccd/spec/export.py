@@ -78,6 +78,8 @@ def export_data(dumped: dict[str, Any]) -> dict[str, Any]:
     if dumped.get("params"):
         # the values it ran with, as defaults: resubmitted as is, it runs the same
         data["params"] = dict(dumped["params"])
+    if dumped.get("resume"):
+        data["resume"] = True
     data["jobs"] = out_jobs
     return data
 
@@ -91,7 +93,7 @@ def _body(job: dict[str, Any], defaults: dict[str, Any]) -> dict[str, Any]:
         value = job[key]
         if key in defaults and value == defaults[key]:
             continue
-        body[key] = value
+        body[key] = False if key == "cache" and value == "off" else value
     return body
 
 

@@ -203,3 +203,21 @@ def test_keys_survive_a_daemon_crash(daemon: DaemonProc, tmp_path: Path) -> None
     second = _submit(daemon, wf, "--resume")
     assert ledger.read_text().split() == ["a", "b", "c"]
     assert all(_why(daemon, second, job)["decision"] == "reused" for job in "abc")
+
+
+def test_resume_from_the_python_api(daemon: DaemonProc, tmp_path: Path) -> None:
+    from ccd import Client, Workflow
+
+    ledger = tmp_path / "ledger"
+    built = Workflow("api-resume", base_dir=tmp_path)
+    built.job("one", run=f"echo one >> {ledger}", outputs_files=[str(ledger)])
+    client = Client(daemon.socket)
+    client.wait(client.submit(built))
+    again = client.submit(built, resume=True)
+    client.wait(again)
+    assert ledger.read_text().split() == ["one"]
+    assert daemon.jobs(again.id)["one"]["reason"].startswith("cached from")
+    resumed = Workflow("api-resume", base_dir=tmp_path, resume=True)
+    resumed.job("one", run=f"echo one >> {ledger}", outputs_files=[str(ledger)])
+    client.wait(client.submit(resumed))
+    assert ledger.read_text().split() == ["one"]
