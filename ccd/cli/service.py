@@ -155,8 +155,11 @@ def _install_agent(directory: Path | None, variables: dict[str, str], block: lis
     # the socket ccctl uses now, as an autostarted daemon is told: launchd sets no
     # XDG_RUNTIME_DIR, and a shell that does would otherwise look elsewhere
     program = [sys.executable, "-m", "ccd.daemon.main", "run", "--socket", str(paths.socket_path())]
-    text = render_agent(program, variables, paths.state_dir() / "ccd.log").decode()
+    log = paths.state_dir() / "ccd.log"
+    text = render_agent(program, variables, log).decode()
     path.parent.mkdir(parents=True, exist_ok=True)
+    # launchd creates the log file, not its directory
+    log.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     changed = _write_unit(path, text)
     _lint_plist(path)
     print(f"jobs will start with PATH={variables['PATH']}")

@@ -26,7 +26,15 @@ CORE = (
     "ccd.expand",
     "ccd.resources",
 )
-EDGES = ("ccd.executors", "ccd.store", "ccd.api", "ccd.cli", "ccd.daemon", "ccd.engine")
+EDGES = (
+    "ccd.executors",
+    "ccd.store",
+    "ccd.api",
+    "ccd.cli",
+    "ccd.daemon",
+    "ccd.engine",
+    "ccd.platform",
+)
 
 
 def module_name(path: Path) -> str:
