@@ -103,10 +103,12 @@ class PsutilTable:
     def wrapper_process(self, wrapper: Path) -> int:
         import psutil
 
-        wanted = ["sh", str(wrapper)]
+        wanted = [str(wrapper)]
         for proc in psutil.process_iter(["cmdline"]):
-            # a process that exited or is not ours reads as None
-            if proc.info["cmdline"] == wanted and _leads_session(proc.pid):
+            # a process that exited or is not ours reads as None; argv[0] is left
+            # out: which shell /bin/sh is (bash, dash) is not the question
+            args = proc.info["cmdline"]
+            if args and args[1:] == wanted and _leads_session(proc.pid):
                 return int(proc.pid)
         return 0
 
