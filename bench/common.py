@@ -42,10 +42,15 @@ def remove_scratch(base: Path) -> None:
         shutil.rmtree(base, ignore_errors=True)
 
 
-class BenchDaemon:
-    """`ccd run` with its state, socket and config under `base`."""
+#: what `--fallbacks` of a benchmark sets: every platform mechanism's portable one
+FALLBACKS = "all"
 
-    def __init__(self, base: Path, config: str) -> None:
+
+class BenchDaemon:
+    """`ccd run` with its state, socket and config under `base`; `fallbacks`: the
+    daemon's CCD_PLATFORM_FALLBACKS (None: the environment's, normally unset)."""
+
+    def __init__(self, base: Path, config: str, fallbacks: str | None = None) -> None:
         self.base = base
         base.mkdir(parents=True, exist_ok=True)
         config_file = base / "ccd.yaml"
@@ -57,6 +62,8 @@ class BenchDaemon:
             "XDG_CONFIG_HOME": str(base / "config"),
             "CCD_NO_AUTOSTART": "1",
         }
+        if fallbacks is not None:
+            self.env["CCD_PLATFORM_FALLBACKS"] = fallbacks
         self.log = base / "daemon.log"
         self.proc = subprocess.Popen(
             [

@@ -12,12 +12,16 @@
   GET /v1/health, /v1/workflows and /v1/workflows/WF (501 jobs) in turn every
   20 ms for the flood's duration; p95 against the same calls on the idle daemon.
 
-    python bench/latency.py [--quick] [--json]
+    python bench/latency.py [--quick] [--json] [--fallbacks]
+
+`--fallbacks`: the daemon with every platform mechanism forced to its portable one
+(CCD_PLATFORM_FALLBACKS=all), its rows named so.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import statistics
 import subprocess
@@ -28,6 +32,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import (
+    FALLBACKS,
     BenchDaemon,
     Periodic,
     Row,
@@ -146,9 +151,9 @@ def api_under_load(daemon: BenchDaemon, seconds: int) -> tuple[list[float], list
     return loaded.latencies, quiet.latencies
 
 
-def measure(quick: bool) -> list[Row]:
+def measure(quick: bool, fallbacks: bool = False) -> list[Row]:
     base = new_scratch("ccd-bench-latency-")
-    daemon = BenchDaemon(base, CONFIG)
+    daemon = BenchDaemon(base, CONFIG, FALLBACKS if fallbacks else None)
     rows = []
     try:
         lat, wf = marker_latency(daemon, 8 if quick else 15)
@@ -195,6 +200,8 @@ def measure(quick: bool) -> list[Row]:
     finally:
         daemon.close()
         remove_scratch(base)
+    if fallbacks:
+        rows = [dataclasses.replace(r, measure=r.measure + ", fallbacks forced") for r in rows]
     return rows
 
 
@@ -202,8 +209,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="shorter runs")
     parser.add_argument("--json", action="store_true")
+    parser.add_argument(
+        "--fallbacks", action="store_true", help="the daemon with every platform fallback forced"
+    )
     args = parser.parse_args()
-    print_rows(measure(args.quick), args.json)
+    print_rows(measure(args.quick, args.fallbacks), args.json)
 
 
 if __name__ == "__main__":

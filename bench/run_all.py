@@ -19,7 +19,10 @@ The benchmarks keep their files in one scratch directory, removed at the end.
 Before the first one, run_all waits (`--settle`, at most 6 minutes) until creating
 run directories is quick: right after a large delete it is not (docs/benchmarks.md).
 
-    python bench/run_all.py [--quick] [--only scale latency ...] [--markdown FILE]
+    python bench/run_all.py [--quick] [--only scale latency ...] [--markdown FILE] [--fallbacks]
+
+`--fallbacks` adds throughput and latency rows once more with every platform
+mechanism forced to its portable one (CCD_PLATFORM_FALLBACKS=all).
 """
 
 from __future__ import annotations
@@ -40,6 +43,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.common import ROOT, SCRATCH_ENV, Row, rows_from_json, table
 
 BENCHES = ("throughput", "scale", "latency", "logs", "store", "import_cost", "ssh", "slurm", "ui")
+#: the benchmarks `--fallbacks` runs again with the portable mechanisms
+FALLBACK_BENCHES = ("throughput", "latency")
 
 
 def throughput_rows(text: str) -> list[Row]:
@@ -59,8 +64,10 @@ def throughput_rows(text: str) -> list[Row]:
     return rows
 
 
-def command(name: str, quick: bool, repeat: int) -> list[str]:
+def command(name: str, quick: bool, repeat: int, fallbacks: bool = False) -> list[str]:
     args = [sys.executable, str(ROOT / "bench" / f"{name}.py"), "--json"]
+    if fallbacks:
+        args.append("--fallbacks")
     if name == "throughput":
         args += ["--repeat", str(repeat)]
     elif name in ("scale", "latency", "logs", "store", "ui") and quick:
@@ -72,7 +79,7 @@ def command(name: str, quick: bool, repeat: int) -> list[str]:
     return args
 
 
-def run(name: str, quick: bool, repeat: int, scratch: Path) -> list[Row]:
+def run(name: str, quick: bool, repeat: int, scratch: Path, fallbacks: bool = False) -> list[Row]:
     script = ROOT / "bench" / f"{name}.py"
     if not script.exists():
         return [Row(f"{name}: bench/{name}.py not written yet — hook only", "", "not run")]
@@ -81,7 +88,7 @@ def run(name: str, quick: bool, repeat: int, scratch: Path) -> list[Row]:
     start = time.monotonic()
     env = {**os.environ, SCRATCH_ENV: str(scratch)}
     done = subprocess.run(
-        command(name, quick, repeat), capture_output=True, text=True, cwd=ROOT, env=env
+        command(name, quick, repeat, fallbacks), capture_output=True, text=True, cwd=ROOT, env=env
     )
     print(f"# {name}: {time.monotonic() - start:.0f} s", file=sys.stderr)
     if done.returncode != 0:
@@ -167,6 +174,11 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3, help="throughput runs (best kept)")
     parser.add_argument("--markdown", type=Path, help="also write the table to this file")
     parser.add_argument(
+        "--fallbacks",
+        action="store_true",
+        help="also throughput and latency with every platform fallback forced",
+    )
+    parser.add_argument(
         "--settle",
         type=float,
         default=360.0,
@@ -180,6 +192,8 @@ def main() -> None:
         probe_before = wait_for_quiet_disk(scratch, args.settle)
         for name in args.only or BENCHES:
             rows += run(name, args.quick, args.repeat, scratch)
+        for name in FALLBACK_BENCHES if args.fallbacks else ():
+            rows += run(name, args.quick, args.repeat, scratch, fallbacks=True)
         probe_after = run_dir_probe(scratch)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)

@@ -9,7 +9,11 @@ Both run in one invocation on the same machine:
   timed until its event stream says it is final (wrapper, log file, marker scan,
   event store and API included).
 
-    python bench/throughput.py [--only W2] [--repeat 3]
+    python bench/throughput.py [--only W2] [--repeat 3] [--fallbacks]
+
+`--fallbacks` runs the daemon with every platform mechanism forced to its portable
+one (CCD_PLATFORM_FALLBACKS=all: polled exits, re-read logs, psutil), the paths
+macOS and other platforms take.
 
 Prints a table of wall time, jobs/s and the ccd/baseline ratio per workload (best
 of each), the spread of the ratios of each pair of runs (a baseline run directly
@@ -36,7 +40,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import BenchDaemon, new_scratch, remove_scratch
+from bench.common import FALLBACKS, BenchDaemon, new_scratch, remove_scratch
 
 
 @dataclass(frozen=True)
@@ -175,12 +179,19 @@ def main() -> None:
     parser.add_argument("--only", action="append", help="run only these workloads (W1, W2, W3)")
     parser.add_argument("--repeat", type=int, default=1, help="runs per workload; best is kept")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    parser.add_argument(
+        "--fallbacks", action="store_true", help="the daemon with every platform fallback forced"
+    )
     args = parser.parse_args()
     chosen = [w for w in WORKLOADS if not args.only or w.name in args.only]
     base = new_scratch("ccd-bench-")
-    daemon = BenchDaemon(base, "hosts:\n  localhost:\n    max_jobs: 64\n")
+    fallbacks = FALLBACKS if args.fallbacks else None
+    daemon = BenchDaemon(base, "hosts:\n  localhost:\n    max_jobs: 64\n", fallbacks)
     try:
         rows = [measure(w, daemon, base, args.repeat) for w in chosen]
+        if args.fallbacks:
+            for row in rows:
+                row["description"] += ", fallbacks forced"
     finally:
         daemon.close()
         remove_scratch(base)

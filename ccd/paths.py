@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 APP = "ccd"
-#: sun_path is 108 bytes on Linux, including the terminating NUL
-MAX_SOCKET_PATH = 107
+#: sun_path is 108 bytes on Linux and 104 on macOS and the BSDs, with the terminating NUL
+MAX_SOCKET_PATH = 107 if sys.platform.startswith("linux") else 103
 
 
 def runtime_dir() -> Path:

@@ -70,6 +70,8 @@ class DaemonProc:
     log: Path = field(default_factory=Path)
     #: a command prefix, e.g. `ip netns exec NS` to run the daemon in a namespace
     wrap: list[str] = field(default_factory=list)
+    #: more arguments of `ccd run`
+    args: list[str] = field(default_factory=list)
 
     @property
     def client(self) -> Client:
@@ -79,6 +81,7 @@ class DaemonProc:
         cmd = [*self.wrap, sys.executable, "-m", "ccd.daemon.main", "run", "--log-level", "debug"]
         if self.config is not None:
             cmd += ["--config", str(self.config)]
+        cmd += self.args
         self.log = self.state_dir.parent / "daemon.log"
         self.state_dir.mkdir(parents=True, exist_ok=True)
         with self.log.open("ab") as out:

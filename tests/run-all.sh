@@ -43,3 +43,17 @@ echo "== pytest"
 # tests/sshd.py, tests/netns.py).  worksteal keeps the long tests from queueing on one
 # worker.  -p no:benchmark: a pytest-benchmark left installed refuses to run under xdist.
 python3 -m pytest -n 4 --dist worksteal -p no:benchmark "$@"
+
+echo "== pytest, every platform fallback forced (CCD_PLATFORM_FALLBACKS=all)"
+# The paths macOS and other platforms take (polled exits, re-read logs, psutil's
+# process table), run for real here: the local executor, recovery and chaos tests
+# again, whose guarantees (exactly-once across kill -9, tree-kill on cancel and
+# timeout, every log byte) must hold with them too.  ~2 minutes.
+# test_local_platform checks first that the daemons did take the fallbacks.
+CCD_PLATFORM_FALLBACKS=all python3 -m pytest -n 4 --dist worksteal -p no:benchmark "$@" \
+  tests/integration/test_local_platform.py tests/unit/test_local_executor.py \
+  tests/integration/test_recovery.py tests/integration/test_chaos.py \
+  tests/integration/test_sigterm.py tests/integration/test_workflows.py \
+  tests/integration/test_api.py::test_log_from_an_offset_and_events_as_sse \
+  tests/integration/test_api.py::test_progress_is_still_seen_after_a_logs_f_of_the_job_ends \
+  tests/e2e/test_ccctl.py::test_logs_and_logs_follow

@@ -52,6 +52,7 @@ async def health(services: ServicesDep) -> dict[str, Any]:
         "state_dir": str(services.config.state_dir),
         "job_path": os.environ.get("PATH", ""),
         "environment": list(services.config.environment),
+        "platform": dict(services.platform),
     }
 
 

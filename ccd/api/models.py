@@ -37,6 +37,9 @@ class Health(BaseModel):
     job_path: str
     #: the variables the daemon config's ``environment:`` block set, by name
     environment: list[str]
+    #: by mechanism (exits, files, processes, service), what this daemon uses
+    #: (``pidfd``, ``inotify``, ``procfs``, ``systemd`` on Linux; ``ccd.platform``)
+    platform: dict[str, str] = {}
 
 
 class Stopping(BaseModel):

@@ -90,6 +90,11 @@ class Services(Protocol):
         ...
 
     @property
+    def platform(self) -> Mapping[str, str]:
+        """By mechanism (exits, files, processes, service), what this daemon uses."""
+        ...
+
+    @property
     def started(self) -> float:
         """When the daemon started (`time.time()`)."""
         ...

@@ -77,6 +77,10 @@ def daemon_start() -> None:
     print(f"ccd started (pid {pid}) on {c.socket_path}")
 
 
+def _default_manager() -> str:
+    return "launchd" if sys.platform == "darwin" else "systemd"
+
+
 @daemon_app.command("install")
 def daemon_install(
     socket_activation: Annotated[
@@ -84,27 +88,41 @@ def daemon_install(
     ] = False,
     directory: Annotated[
         Path | None,
-        typer.Option(help="Where to write the units (default: ~/.config/systemd/user)."),
+        typer.Option(
+            help="Where to write it (default: ~/.config/systemd/user, ~/Library/LaunchAgents)."
+        ),
+    ] = None,
+    manager: Annotated[
+        str | None,
+        typer.Option(help="systemd or launchd (default: this platform's: launchd on macOS)."),
     ] = None,
 ) -> None:
-    """Install ccd as a systemd user service (and optionally its socket).
+    """Install ccd as a user service: systemd (and optionally its socket), or launchd.
 
-    The unit sets the environment jobs start with: this ccctl's interpreter
-    directory first on PATH, then the daemon config's environment: block.  Run it
-    again after changing that block: the unit is rewritten.
+    The unit (or agent) sets the environment jobs start with: this ccctl's
+    interpreter directory first on PATH, then the daemon config's environment:
+    block.  Run it again after changing that block: the unit is rewritten.
     """
 
     from ccd.config import load_config
     from ccd.daemon.units import SOCKET, exec_line, render_service, unit_variables
 
-    target = (
-        directory
-        or Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config") / "systemd" / "user"
-    )
+    manager = manager or _default_manager()
+    if manager not in ("systemd", "launchd"):
+        fail(f"--manager must be systemd or launchd, not {manager!r}")
+    if manager == "launchd" and socket_activation:
+        fail("--socket is for systemd; a launchd agent starts ccd at login instead")
     block = load_config().environment
     # what an autostarted daemon gets too, so both ways of running ccd agree
     base = daemon_environment(os.environ, sys.executable)
     variables = unit_variables(block, base, os.environ.get("CCD_CONFIG"))
+    if manager == "launchd":
+        _install_agent(directory, variables, list(block))
+        return
+    target = (
+        directory
+        or Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config") / "systemd" / "user"
+    )
     # the interpreter that runs this ccctl: right for venvs and --user installs alike
     exec_start = exec_line(sys.executable, "-m", "ccd.daemon.main", "run")
     target.mkdir(parents=True, exist_ok=True)
@@ -120,6 +138,48 @@ def daemon_install(
     if changed:
         print("a running service keeps its old environment until: systemctl --user restart ccd")
     _warn_about_linger()
+
+
+def _install_agent(directory: Path | None, variables: dict[str, str], block: list[str]) -> None:
+    """The launchd half of `daemon install`: one plist, checked by plutil where it exists."""
+    from ccd import paths
+    from ccd.daemon.launchd import (
+        LABEL,
+        agents_dir,
+        bootstrap_command,
+        render_agent,
+        restart_command,
+    )
+
+    path = (directory or agents_dir()) / f"{LABEL}.plist"
+    # the socket ccctl uses now, as an autostarted daemon is told: launchd sets no
+    # XDG_RUNTIME_DIR, and a shell that does would otherwise look elsewhere
+    program = [sys.executable, "-m", "ccd.daemon.main", "run", "--socket", str(paths.socket_path())]
+    log = paths.state_dir() / "ccd.log"
+    text = render_agent(program, variables, log).decode()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # launchd creates the log file, not its directory
+    log.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    changed = _write_unit(path, text)
+    _lint_plist(path)
+    print(f"jobs will start with PATH={variables['PATH']}")
+    if block:
+        print(f"the daemon config's environment: sets {', '.join(block)}")
+    print(f"load it with: {bootstrap_command(path)}")
+    if changed:
+        print(f"a loaded agent keeps its old environment until: {restart_command(path)}")
+
+
+def _lint_plist(path: Path) -> None:
+    import shutil
+    import subprocess
+
+    plutil = shutil.which("plutil")
+    if plutil is None:
+        return  # not a Mac: the plist was written by plistlib, tests parse it back
+    result = subprocess.run([plutil, "-lint", str(path)], capture_output=True, text=True)
+    if result.returncode != 0:
+        fail(f"plutil -lint refuses {path}: {(result.stdout + result.stderr).strip()}")
 
 
 def _write_unit(path: Path, text: str) -> bool:
@@ -200,6 +260,9 @@ def daemon_status(as_json: JsonOpt = False) -> None:
     names = health.get("environment") or []
     if names:
         print(f"the daemon config's environment: sets {', '.join(names)}")
+    mechanisms = health.get("platform") or {}
+    if mechanisms:
+        print("platform: " + ", ".join(f"{k} {v}" for k, v in mechanisms.items()))
 
 
 def _alive(pid: int) -> bool:
@@ -209,8 +272,8 @@ def _alive(pid: int) -> bool:
         return False
     except PermissionError:
         return True
-    try:  # an exited child of someone else may linger as a zombie
-        with open(f"/proc/{pid}/stat") as fh:
-            return fh.read().split(") ", 1)[1][0] != "Z"
-    except (OSError, IndexError):
-        return False
+    from ccd.platform import choose
+    from ccd.platform.procs import process_table
+
+    # an exited child of someone else may linger as a zombie
+    return not process_table(choose().processes).zombie(pid)

@@ -41,6 +41,13 @@ def _parser() -> argparse.ArgumentParser:
         help="database and run directories (default: $XDG_STATE_HOME/ccd)",
     )
     run.add_argument(
+        "--platform-fallbacks",
+        default=None,
+        metavar="LIST",
+        help="a testing aid: use the portable mechanism for exits, files, processes "
+        "(comma-separated, or all; default: $CCD_PLATFORM_FALLBACKS)",
+    )
+    run.add_argument(
         "--log-level",
         default=os.environ.get("CCD_LOG_LEVEL", "info"),
         choices=["debug", "info", "warning", "error"],
@@ -61,6 +68,7 @@ def main(argv: list[str] | None = None) -> None:
     # imported here so `ccd --help` stays instant
     from ccd.config import load_config
     from ccd.daemon.server import Daemon
+    from ccd.platform import FALLBACKS_ENV, parse_fallbacks
 
     try:
         config = load_config(args.config)
@@ -72,7 +80,9 @@ def main(argv: list[str] | None = None) -> None:
         if updates:
             config = config.model_copy(update=updates)
         _own_environment(config.environment)
-        asyncio.run(Daemon(config).run())
+        fallbacks = args.platform_fallbacks
+        forced = parse_fallbacks(os.environ.get(FALLBACKS_ENV) if fallbacks is None else fallbacks)
+        asyncio.run(Daemon(config, forced).run())
     except CcdError as exc:
         print(f"ccd: {exc.message}", file=sys.stderr)
         sys.exit(exc.exit_code)

@@ -30,6 +30,7 @@ from ccd.errors import CcdError
 from ccd.executors.files import HostFiles
 from ccd.executors.filewatch import FileWatcher
 from ccd.executors.registry import Executors
+from ccd.platform import Mechanisms, choose
 from ccd.store import Store
 
 if TYPE_CHECKING:
@@ -81,8 +82,10 @@ class Daemon:
     imports this module.
     """
 
-    def __init__(self, config: DaemonConfig) -> None:
+    def __init__(self, config: DaemonConfig, fallbacks: frozenset[str] | None = None) -> None:
         self.config = config
+        #: the platform's mechanisms, chosen once (`fallbacks`: forced to the portable ones)
+        self.mechanisms: Mechanisms = choose(fallbacks)
         self.started = time.time()
         self._stop = asyncio.Event()
         self._signals = 0
@@ -98,6 +101,14 @@ class Daemon:
     def ssh(self) -> SshExecutor:
         """The SSH executor (imports asyncssh the first time: hosts check, gc)."""
         return self.executors.ssh
+
+    @property
+    def platform(self) -> dict[str, str]:
+        """What each platform mechanism is, as `/v1/health` names it."""
+        # inotify may have been chosen and then been unavailable (its instance limit)
+        files = self.filewatch.mechanism
+        forced = " (forced)" if "files" in self.mechanisms.forced else ""
+        return {**self.mechanisms.names(), "files": files + forced}
 
     def request_stop(self) -> None:
         self._stop.set()
@@ -119,10 +130,11 @@ class Daemon:
         for sig in HANDLED_SIGNALS:
             loop.add_signal_handler(sig, self._on_signal, sig, None)
         self.store = await Store.open(cfg.database)
-        self.filewatch = FileWatcher()
+        mechanisms = self.mechanisms
+        self.filewatch = FileWatcher(inotify=mechanisms.files == "inotify")
         self.filewatch.start()
         # the SSH and Slurm executors (and asyncssh) are created on first use
-        self.executors = Executors(cfg, self.filewatch)
+        self.executors = Executors(cfg, self.filewatch, mechanisms)
         self.engine = Engine(self.store, cfg, self.executors, HostFiles(self.executors.run_on))
         app = create_app(self)
         server = _api_server(app)
@@ -138,6 +150,7 @@ class Daemon:
                 await _open_web(web, *cfg.web.address)
             notify_systemd("READY=1\nSTATUS=serving")
             log.info("ccd listening on %s (pid %d)", cfg.socket, os.getpid())
+            log.info("platform: %s", ", ".join(f"{k} {v}" for k, v in self.platform.items()))
             await self._stop.wait()
         finally:
             notify_systemd("STOPPING=1")

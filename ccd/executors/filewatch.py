@@ -1,8 +1,10 @@
 """Wake readers when local files grow: one inotify instance for every followed log.
 
 Reading a log only when the kernel says it changed keeps hundreds of running
-jobs from costing a timer each.  Where inotify is not available (or its watch
-limit is reached) a reader falls back to a short periodic wake-up.
+jobs from costing a timer each.  Where inotify is not available (not Linux, its
+watch limit reached, or the ``files`` fallback forced: `ccd.platform`) a reader
+falls back to a timed re-read every `FALLBACK_INTERVAL`.  `asyncinotify` is
+imported only when inotify is used: it does not import elsewhere.
 
 One directory often has several readers (the engine's marker scan and each
 `ccctl logs -f` of the job), but the kernel gives one inotify instance a single
@@ -16,8 +18,12 @@ import asyncio
 import contextlib
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from asyncinotify import Event, Inotify, Mask, Watch
+from ccd.platform import choose
+
+if TYPE_CHECKING:
+    from asyncinotify import Event, Inotify, Mask, Watch
 
 log = logging.getLogger(__name__)
 
@@ -58,26 +64,39 @@ class FileWatch:
 
 
 class FileWatcher:
-    def __init__(self) -> None:
+    def __init__(self, inotify: bool | None = None) -> None:
+        """`inotify`: whether to use it (default: as `ccd.platform.choose` says)."""
+        self._use_inotify = choose().files == "inotify" if inotify is None else inotify
         self._inotify: Inotify | None = None
+        self._mask: Mask | None = None  # set with `_inotify`
         # by watch descriptor: every subscriber of that path (insertion-ordered set)
         self._subscribers: dict[int, dict[FileWatch, None]] = {}
         self._task: asyncio.Task[None] | None = None
 
+    @property
+    def mechanism(self) -> str:
+        """What wakes readers: ``inotify``, or ``re-read`` where it is not used."""
+        return "inotify" if self._inotify is not None else "re-read"
+
     def start(self) -> None:
+        if not self._use_inotify:
+            return
         try:
+            from asyncinotify import Inotify, Mask
+
             # sync_timeout 0: `sync_get` returns None instead of waiting
             self._inotify = Inotify(cache_size=EVENTS_PER_READ, sync_timeout=0)
-        except OSError as exc:  # e.g. inotify instance limit reached
+        except (OSError, ImportError) as exc:  # e.g. inotify instance limit reached
             log.warning("inotify unavailable (%s); log readers will poll", exc)
             return
+        self._mask = Mask.MODIFY | Mask.CLOSE_WRITE | Mask.CREATE
         self._task = asyncio.get_running_loop().create_task(self._dispatch(), name="filewatch")
 
     def watch(self, path: Path) -> FileWatch:
         watch: Watch | None = None
-        if self._inotify is not None:
+        if self._inotify is not None and self._mask is not None:
             try:
-                watch = self._inotify.add_watch(path, Mask.MODIFY | Mask.CLOSE_WRITE | Mask.CREATE)
+                watch = self._inotify.add_watch(path, self._mask)
             except OSError as exc:
                 log.warning("cannot watch %s (%s); polling it", path, exc)
         sub = FileWatch(self, watch)

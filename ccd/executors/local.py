@@ -1,9 +1,11 @@
 """The local executor: the job protocol on this machine.
 
 The wrapper is spawned with ``posix_spawn`` in its own session (so its pid is
-the process group that cancel kills), and its exit is noticed through a pidfd
-registered with the event loop: no thread and no timer per job.  An attempt of
-an earlier daemon is adopted by pid (pidfd again) and its ``exit`` file.
+the process group that cancel kills), and its exit is noticed by the platform's
+exit watcher (`ccd.platform.exits`: a pidfd registered with the event loop on
+Linux, no thread and no timer per job).  An attempt of an earlier daemon is
+adopted by pid (the same watcher) and its ``exit`` file; the process table
+(`ccd.platform.procs`) says whether that pid still runs its wrapper.
 """
 
 from __future__ import annotations
@@ -30,6 +32,9 @@ from ccd.executors.wrapper import (
     parse_exit_file,
     render_wrapper,
 )
+from ccd.platform import Mechanisms, choose
+from ccd.platform.exits import ExitWatcher, exit_watcher
+from ccd.platform.procs import ProcessTable, process_table
 from ccd.spec.model import Job
 from ccd.states import JobState
 
@@ -118,39 +123,27 @@ class _LazyWatch:
 
 class LocalAttempt:
     def __init__(
-        self, run_dir: Path, pid: int, watcher: FileWatcher, *, child: bool, alive: bool = True
+        self,
+        run_dir: Path,
+        pid: int,
+        watcher: FileWatcher,
+        exits: ExitWatcher,
+        *,
+        child: bool,
+        alive: bool = True,
     ) -> None:
         self.run_dir = run_dir
         self.pid = pid
         self.log_path = run_dir / LOG
         self.handle: dict[str, Any] = {"executor": "local", "run_dir": str(run_dir), "pid": pid}
-        self._child = child
         self.exited: asyncio.Future[ExitStatus] = asyncio.get_running_loop().create_future()
         self._log_watch = _LazyWatch(watcher, run_dir, self.exited)
         if alive:
-            self._watch_exit()
+            exits.watch(pid, child=child, exit_file=run_dir / EXIT, on_exit=self._finish)
         else:
             self._finish(None)
 
     # -- exit detection -------------------------------------------------------------
-    def _watch_exit(self) -> None:
-        loop = asyncio.get_running_loop()
-        try:
-            pidfd = os.pidfd_open(self.pid)
-        except ProcessLookupError:
-            self._finish(None)
-            return
-        loop.add_reader(pidfd, self._on_pidfd, pidfd)
-
-    def _on_pidfd(self, pidfd: int) -> None:
-        asyncio.get_running_loop().remove_reader(pidfd)
-        os.close(pidfd)
-        status: int | None = None
-        if self._child:
-            with contextlib.suppress(ChildProcessError):
-                _, status = os.waitpid(self.pid, 0)
-        self._finish(status)
-
     def _finish(self, wait_status: int | None) -> None:
         if self.exited.done():
             return
@@ -229,9 +222,14 @@ class _LaunchSlices:
 
 
 class LocalExecutor:
-    def __init__(self, runs_root: Path, watcher: FileWatcher) -> None:
+    def __init__(
+        self, runs_root: Path, watcher: FileWatcher, mechanisms: Mechanisms | None = None
+    ) -> None:
         self.runs_root = runs_root
         self._watcher = watcher
+        mechanisms = mechanisms or choose()
+        self._exits = exit_watcher(mechanisms.exits)
+        self._processes: ProcessTable = process_table(mechanisms.processes)
         # the daemon's environment, converted once rather than at every spawn
         self._env = dict(os.environ)
         self._slices = _LaunchSlices()
@@ -263,7 +261,7 @@ class LocalExecutor:
             pid = _prepare_and_spawn(run_dir, script, self._env)
         except OSError as exc:
             raise LaunchError(f"cannot start the job on localhost: {exc}") from exc
-        return LocalAttempt(run_dir, pid, self._watcher, child=True)
+        return LocalAttempt(run_dir, pid, self._watcher, self._exits, child=True)
 
     async def find(self, workflow_id: str, job: Job, attempt: int) -> dict[str, Any] | None:
         run_dir = attempt_dir(self.runs_root, workflow_id, job.name, attempt)
@@ -278,7 +276,7 @@ class LocalExecutor:
                 # On a loaded machine a spawned wrapper may not have written its pid
                 # even after FIND_PID_WAIT; a timeout alone would launch the attempt a
                 # second time.  A process running this very wrapper settles it.
-                pid = await asyncio.to_thread(_wrapper_process, run_dir / WRAPPER)
+                pid = await asyncio.to_thread(self._processes.wrapper_process, run_dir / WRAPPER)
             if pid:
                 return {"executor": "local", "run_dir": str(run_dir), "pid": pid}
             if time.monotonic() > deadline:
@@ -288,11 +286,12 @@ class LocalExecutor:
     async def adopt(self, handle: dict[str, Any]) -> LocalAttempt:
         run_dir = Path(handle["run_dir"])
         pid = int(handle["pid"])
-        alive = _read_exit(run_dir) is None and _runs_wrapper(pid, run_dir / WRAPPER)
-        return LocalAttempt(run_dir, pid, self._watcher, child=False, alive=alive)
+        # after a reboot the pid may be another program's
+        alive = _read_exit(run_dir) is None and self._processes.runs(pid, run_dir / WRAPPER)
+        return LocalAttempt(run_dir, pid, self._watcher, self._exits, child=False, alive=alive)
 
     async def close(self) -> None:
-        return None
+        self._exits.close()
 
 
 def _prepare_and_spawn(run_dir: Path, script: str, env: dict[str, str]) -> int:
@@ -326,33 +325,3 @@ def _read_pid(run_dir: Path) -> int:
         return int((run_dir / PID).read_text().strip())
     except (FileNotFoundError, ValueError):
         return 0
-
-
-def _wrapper_process(wrapper: Path) -> int:
-    """The pid of a live process that runs `wrapper` as its session leader, else 0.
-
-    The wrapper's job subshell has the same command line, but only the wrapper
-    itself leads the session that posix_spawn(setsid=True) created.
-    """
-    wanted = b"\0".join([b"sh", str(wrapper).encode()]) + b"\0"
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
-        pid = int(entry.name)
-        try:
-            with open(f"/proc/{pid}/cmdline", "rb") as fh:
-                if fh.read() != wanted or os.getsid(pid) != pid:
-                    continue
-        except (FileNotFoundError, ProcessLookupError, PermissionError):
-            continue  # exited (or not ours) while we looked
-        return pid
-    return 0
-
-
-def _runs_wrapper(pid: int, wrapper: Path) -> bool:
-    """Whether `pid` is still our wrapper (after a reboot the pid may be another program's)."""
-    try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except (FileNotFoundError, ProcessLookupError, PermissionError):
-        return False
-    return str(wrapper).encode() in cmdline.split(b"\0")

@@ -15,6 +15,7 @@ from ccd.config import DaemonConfig
 from ccd.executors.base import Executor
 from ccd.executors.filewatch import FileWatcher
 from ccd.executors.local import LocalExecutor
+from ccd.platform import Mechanisms
 from ccd.spec.model import ExecutorKind
 
 if TYPE_CHECKING:
@@ -29,10 +30,12 @@ class Executors(Mapping[ExecutorKind, Executor]):
     """Every kind is supported (iteration lists them all); a kind's executor exists
     once it was looked up."""
 
-    def __init__(self, config: DaemonConfig, filewatch: FileWatcher) -> None:
+    def __init__(
+        self, config: DaemonConfig, filewatch: FileWatcher, mechanisms: Mechanisms | None = None
+    ) -> None:
         self._config = config
         self._made: dict[ExecutorKind, Executor] = {
-            ExecutorKind.LOCAL: LocalExecutor(config.runs_dir, filewatch)
+            ExecutorKind.LOCAL: LocalExecutor(config.runs_dir, filewatch, mechanisms)
         }
         self._ssh: SshExecutor | None = None
 

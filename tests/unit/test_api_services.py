@@ -62,6 +62,7 @@ class FakeServices:
     started: float = 0.0
     stopping: bool = False
     stops: int = 0
+    platform: dict[str, str] = field(default_factory=lambda: {"exits": "poll"})
 
     def request_stop(self) -> None:
         self.stops += 1
@@ -120,6 +121,7 @@ async def test_health_and_shutdown_use_the_services(
     assert health["uptime"] > 0
     # the names the config's environment: block set, never their values
     assert health["environment"] == ["CCD_TEST_VAR", "PATH"]
+    assert health["platform"] == {"exits": "poll"}
     reply = await client.post("/v1/shutdown")
     assert reply.status_code == 202 and services.stops == 1
 

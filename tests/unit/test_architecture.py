@@ -27,7 +27,15 @@ CORE = (
     "ccd.resources",
     "ccd.caching",
 )
-EDGES = ("ccd.executors", "ccd.store", "ccd.api", "ccd.cli", "ccd.daemon", "ccd.engine")
+EDGES = (
+    "ccd.executors",
+    "ccd.store",
+    "ccd.api",
+    "ccd.cli",
+    "ccd.daemon",
+    "ccd.engine",
+    "ccd.platform",
+)
 
 
 def module_name(path: Path) -> str:

@@ -1,4 +1,5 @@
-"""The inotify watcher: several readers of one directory (the engine and `logs -f`)."""
+"""The file watcher: several readers of one directory (the engine and `logs -f`)
+with inotify, and the timed re-read where inotify is not used."""
 
 from __future__ import annotations
 
@@ -8,13 +9,15 @@ from pathlib import Path
 
 import pytest
 
+from ccd.executors import filewatch
 from ccd.executors.filewatch import FileWatch, FileWatcher
 
 
 @pytest.fixture
 async def watcher() -> AsyncIterator[FileWatcher]:
-    w = FileWatcher()
+    w = FileWatcher(inotify=True)  # whatever CCD_PLATFORM_FALLBACKS says
     w.start()
+    assert w.mechanism == "inotify"
     yield w
     await w.close()
 
@@ -57,3 +60,17 @@ async def test_a_watch_after_all_left_works_again(tmp_path: Path, watcher: FileW
     (tmp_path / "exit").write_text("0\n")
     assert await woken(again)
     again.close()
+
+
+async def test_without_inotify_readers_re_read_on_a_timer(tmp_path: Path) -> None:
+    w = FileWatcher(inotify=False)
+    w.start()
+    assert w.mechanism == "re-read"
+    sub = w.watch(tmp_path)
+    assert sub.timeout == filewatch.FALLBACK_INTERVAL
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    await asyncio.wait_for(sub.wait(), 10 * filewatch.FALLBACK_INTERVAL)  # nothing changed
+    assert loop.time() - start >= filewatch.FALLBACK_INTERVAL * 0.9
+    sub.close()
+    await w.close()
