@@ -68,7 +68,7 @@ def key_parts(
     *,
     command: str,
     script_digest: str | None,
-    environment: Mapping[str, Any],
+    environment: str,
     host: str,
     executor: str,
     workdir: str,
@@ -80,11 +80,12 @@ def key_parts(
 ) -> dict[str, str]:
     """The named parts of a job's cache key (see the module docstring).
 
-    `inputs`: each input path's fingerprint (None: it does not exist); `parents`:
-    each parent's key (None: it has none) and outputs."""
+    `environment`: its declaration as canonical JSON text (`canonical`); `inputs`:
+    each input path's fingerprint (None: it does not exist); `parents`: each
+    parent's key (None: it has none) and outputs."""
     parts = {
         "command": shown(command),
-        "environment": shown(canonical(environment)),
+        "environment": shown(environment),
         "host": shown(host),
         "executor": executor,
         "workdir": shown(workdir),

@@ -17,6 +17,7 @@ from typing import Any
 
 from ccd.commands import MissingOutput
 from ccd.config import DaemonConfig
+from ccd.engine.cache import JobCache
 from ccd.engine.job import JobEvents, JobRun
 from ccd.engine.outcome import Outcome, outcome_of
 from ccd.engine.pool import gpu_env, with_devices
@@ -49,6 +50,7 @@ class Attempts:
         executors: Mapping[ExecutorKind, Executor],
         slots: Slots,
         config: DaemonConfig,
+        cache: JobCache,
     ) -> None:
         self._id = workflow_id
         self._spec = spec
@@ -57,14 +59,14 @@ class Attempts:
         self._executors = executors
         self._slots = slots
         self._config = config
+        self._cache = cache
         self._limit = asyncio.Semaphore(spec.concurrency) if spec.concurrency else None
 
     async def run(self, jr: JobRun) -> Outcome:
         """Run `jr`'s next attempt to its end."""
         # an `unknown` job stays so until its executor can tell whether it started
         if jr.state not in (JobState.QUEUED, JobState.UNKNOWN):
-            note, jr.cache_note = jr.cache_note, None
-            self._events.set_state(jr, JobState.QUEUED, forget_handle=True, cache=note)
+            self._events.set_state(jr, JobState.QUEUED, forget_handle=True)
         if self._limit is None:
             return await self._run_in_slot(jr)
         # a plain `async with` while the job waits for the workflow's limit: thousands
@@ -115,6 +117,8 @@ class Attempts:
                 request = launch_request(
                     self._id, self._spec, self._jobs, jr, self._config, extra_env=gpu_env(devices)
                 )
+                if jr.cache_key is None and jr.cache_note is None:
+                    await self._cache.keep_key(jr, request)  # from the request: built once
                 # From here a cancel must kill what may already be starting, not just
                 # cancel this task (which would leave the launched job behind).
                 jr.running = True
@@ -128,11 +132,13 @@ class Attempts:
             # The running event carries the handle.  It is not awaited: waiting would
             # not close the gap between spawn and commit (the job already runs); the
             # run directory of each attempt is where it is found again after a crash.
+            note, jr.cache_note = jr.cache_note, None  # the job's key, with its first launch
             self._events.set_state(
                 jr,
                 attempt.launched_state,
                 handle=jr.handle,
                 reason="submitted" if attempt.launched_state is JobState.QUEUED else None,
+                cache=note,
             )
             return await self._monitor(jr, attempt)
         raise AssertionError("unreachable")  # pragma: no cover - AsyncExitStack swallows nothing

@@ -14,19 +14,20 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 from collections.abc import Mapping
-from typing import Any
 
-from ccd.caching import cache_key, key_parts
+from ccd.caching import cache_key, canonical, key_parts
 from ccd.commands import MissingOutput
 from ccd.config import DaemonConfig
 from ccd.engine.job import JobEvents, JobRun
 from ccd.engine.outcome import Outcome
 from ccd.engine.request import launch_request
 from ccd.events import EventKind
-from ccd.executors.base import LaunchError
+from ccd.executors.base import LaunchError, LaunchRequest
+from ccd.executors.environment import Environment
 from ccd.executors.files import FileStates, local_states
-from ccd.spec.model import RUN_WORKDIR, Workflow
+from ccd.spec.model import Workflow
 from ccd.states import JobState
 from ccd.store import Store
 
@@ -54,28 +55,26 @@ class JobCache:
         self._files = files
 
     async def consider(self, jr: JobRun) -> Outcome | None:
-        """Give `jr` its cache key; the outcome of reusing an earlier run, or None:
-        run it. The decision is recorded with the job's next ``queued`` event."""
-        jr.cache_key, jr.reused = None, False
+        """Before `jr` runs: the outcome of reusing an earlier run of it, or None: run
+        it. Only a resuming run looks for one (and so computes the key now); otherwise
+        `keep_key` computes it from the launch request, built once either way."""
+        jr.cache_key, jr.cache_note, jr.reused = None, None, False
         if jr.spec.cache == "off":
             jr.cache_note = {"off": True}
             return None
+        if jr.fresh:
+            jr.cache_note = {"miss": "a rerun runs it again"}
+        if not self._spec.resume or jr.fresh:
+            return None
         try:
-            parts = await self._parts(jr)
+            request = launch_request(self._id, self._spec, self._jobs, jr, self._config)
         except MissingOutput:
             return None  # the launch fails with the same message
-        except LaunchError as exc:
-            self._events.warn(jr, f"no cache key: {exc}; the job runs")
+        keyed = await self._key(jr, request)
+        if keyed is None:
             return None
-        key = cache_key(parts)
-        jr.cache_key = key
-        note: dict[str, Any] = {"key": key, "parts": parts, "resume": self._spec.resume}
-        jr.cache_note = note
-        if jr.fresh:
-            note["miss"] = "a rerun runs it again"
-            return None
-        if not self._spec.resume:
-            return None
+        key, parts = keyed
+        note = jr.cache_note = {"key": key, "parts": parts, "resume": True}
         entry = await self._store.cache.find(self._spec.name, key, exclude=self._id)
         if entry is None:
             note["miss"] = "no earlier run has this key"
@@ -102,24 +101,42 @@ class JobCache:
         )
         return Outcome(JobState.SUCCEEDED, reason=reason)
 
-    async def _parts(self, jr: JobRun) -> dict[str, str]:
+    async def keep_key(self, jr: JobRun, request: LaunchRequest) -> None:
+        """Give `jr` its key from the request it is launched with (not resuming)."""
+        keyed = await self._key(jr, request)
+        if keyed is not None:
+            key, parts = keyed
+            jr.cache_note = {**(jr.cache_note or {}), "key": key, "parts": parts, "resume": False}
+
+    async def _key(self, jr: JobRun, request: LaunchRequest) -> tuple[str, dict[str, str]] | None:
+        """Set `jr`'s cache key; the key and its parts (None: it has none, and was warned)."""
+        try:
+            parts = await self._parts(jr, request)
+        except LaunchError as exc:
+            self._events.warn(jr, f"no cache key: {exc}; the job runs")
+            return None
+        jr.cache_key = key = cache_key(parts)
+        return key, parts
+
+    async def _parts(self, jr: JobRun, request: LaunchRequest) -> dict[str, str]:
         job = jr.spec
-        request = launch_request(self._id, self._spec, self._jobs, jr, self._config)
         script = None
         if job.script is not None:
             # a remote job's script is uploaded from here: its bytes are read here too
             script = (await asyncio.to_thread(local_states, [job.script], True))[job.script]
             if script is None:
                 raise LaunchError(f"script {job.script} is gone")
-        inputs = await self._files(job.host, job.inputs, job.cache == "content")
+        inputs = (
+            await self._files(job.host, job.inputs, job.cache == "content") if job.inputs else {}
+        )
         parents = {name: self._parent(name) for name in job.needs}
         return key_parts(
             command=request.command,
             script_digest=script,
-            environment=dataclasses.asdict(request.environment),
+            environment=environment_text(request.environment),
             host=job.host,
             executor=job.executor.value,
-            workdir=job.workdir if job.workdir != RUN_WORKDIR else RUN_WORKDIR,
+            workdir=job.workdir,
             exports=request.exports,
             variables=request.env,
             params=self._spec.params,
@@ -140,3 +157,9 @@ class JobCache:
             self._events.warn(jr, f"could not check the earlier run's output files: {exc}")
             return list(jr.spec.outputs_files)
         return [path for path, state in states.items() if state is None]
+
+
+@functools.lru_cache(maxsize=64)
+def environment_text(environment: Environment) -> str:
+    """An environment as canonical text, once per distinct one (most jobs share one)."""
+    return canonical(dataclasses.asdict(environment))

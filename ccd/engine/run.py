@@ -68,15 +68,6 @@ class WorkflowRun:
         self._store = store
         self._slots = slots
         self._events = JobEvents(store, workflow_id)
-        self._attempts = Attempts(
-            workflow_id,
-            spec,
-            jobs,
-            events=self._events,
-            executors=executors,
-            slots=slots,
-            config=config,
-        )
         self._cache = JobCache(
             workflow_id,
             spec,
@@ -85,6 +76,16 @@ class WorkflowRun:
             events=self._events,
             config=config,
             files=files,
+        )
+        self._attempts = Attempts(
+            workflow_id,
+            spec,
+            jobs,
+            events=self._events,
+            executors=executors,
+            slots=slots,
+            config=config,
+            cache=self._cache,
         )
         self._closing = False
         #: whether `_count_parents` ran (a cancel can come before `run` does)

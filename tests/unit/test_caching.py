@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ccd.caching import LITERAL_MAX, MISSING, cache_key, changes, digest, key_parts
+from ccd.caching import LITERAL_MAX, MISSING, cache_key, canonical, changes, digest, key_parts
 
 
 def parts(**over: Any) -> dict[str, str]:
@@ -25,7 +25,7 @@ def _args() -> dict[str, Any]:
     return {
         "command": 'exec sh "$CCD_SCRIPT" --lr 0.1',
         "script_digest": digest(b"echo hi\n"),
-        "environment": {"venv": None, "modules": ["gcc/12"]},
+        "environment": canonical({"venv": None, "modules": ["gcc/12"]}),
         "host": "localhost",
         "executor": "local",
         "workdir": "/data/run",
@@ -48,7 +48,7 @@ def test_every_thing_a_job_depends_on_changes_its_key() -> None:
     variants = [
         parts(command="exec sh other"),
         parts(script_digest=digest(b"echo bye\n")),
-        parts(environment={"venv": "/v", "modules": ["gcc/12"]}),
+        parts(environment=canonical({"venv": "/v", "modules": ["gcc/12"]})),
         parts(host="gpu1"),
         parts(executor="slurm"),
         parts(workdir="/elsewhere"),
