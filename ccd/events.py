@@ -24,8 +24,9 @@ class EventKind(StrEnum):
     #: JSON}, positions: {name: listing position}, reason}
     WORKFLOW_JOBS_ADDED = "workflow.jobs_added"
     #: data: {state, attempt?, reason?, exit_code?, handle?, cache?, cache_key?}; a
-    #: job's state changed; a job's first ``queued`` carries its cache key and what it
-    #: was made of (``cache``), its ``succeeded`` the key it ran with; the
+    #: job's state changed; its first launch (``running``, a batch job's ``queued``)
+    #: carries its cache key and what it was made of (``cache``), its ``succeeded``
+    #: the key it ran with; the
     #: ``running`` event of an attempt carries its executor handle (how to find it again)
     JOB_STATE = "job.state"
     #: data: {attempt, handle}; an executor handle recorded on its own (e.g. a re-adoption)

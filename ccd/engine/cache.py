@@ -1,10 +1,10 @@
 """Each job's cache key, and whether an earlier run of it is reused (``--resume``).
 
-Before a job's first attempt, `JobCache.consider` computes its key (the parts are
-`ccd.caching`'s): the command it would launch, its script's bytes, its inputs'
-fingerprints (read where it runs), its parents' keys and outputs. The key and its
-parts go with the job's ``queued`` event, and the key with its ``succeeded`` one,
-which makes it a cache entry (`ccd.store.cache`). When the workflow resumes, an
+Each job gets a cache key (the parts are `ccd.caching`'s): the command it is
+launched with, its script's bytes, its inputs' fingerprints (read where it runs),
+its parents' keys and outputs. The key and its parts go with the job's launch
+event (``running``, or ``queued`` in a batch queue), and the key with its
+``succeeded`` one, which makes it a cache entry (`ccd.store.cache`). When the workflow resumes, an
 entry with the same key from an earlier workflow of the same name is reused — if
 the files it declared as ``outputs_files`` still exist — instead of running the job:
 a ``job.cached`` event gives the job that run's outputs, and it succeeds at once.

@@ -48,7 +48,7 @@ class JobRun:
     recovered: bool = False
     #: the cache key of the job's current run (None: it has none, e.g. ``cache: false``)
     cache_key: str | None = None
-    #: what `JobCache` decided, recorded with the job's next ``queued`` event
+    #: what `JobCache` decided, recorded with the job's next launch event
     cache_note: dict[str, Any] | None = None
     #: its outcome is an earlier run's, reused (so its success is no cache entry of its own)
     reused: bool = False

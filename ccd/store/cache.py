@@ -2,7 +2,7 @@
 
 A job that succeeded with a cache key has a row in ``cache`` (written by the fold
 with its success, see `ccd.store.schema`); its key's parts are in the ``cache``
-data of its first ``queued`` event (or its ``job.cached`` event when it was reused),
+data of its first launch event (or its ``job.cached`` event when it was reused),
 so ``ccctl why`` can compare two runs part by part.
 """
 
@@ -75,7 +75,7 @@ class CacheReads:
     async def keys_of(self, workflow_id: str, *, recovering: bool = False) -> dict[str, str]:
         """The cache key of each of the workflow's jobs that has an entry; `recovering`:
         also of each job launched but not ended (a new daemon adopts it, and its
-        success is an entry), from the key its ``queued`` event recorded."""
+        success is an entry), from the key its launch event recorded."""
         sql = "SELECT job, key FROM cache WHERE workflow_id = ?"
         rows = await self._db.execute_fetchall(sql, (workflow_id,))
         keys = {str(job): str(key) for job, key in rows}
@@ -106,7 +106,7 @@ class CacheReads:
 
     async def note(self, workflow_id: str, job: str) -> dict[str, Any] | None:
         """What the job's newest cache decision recorded: the ``cache`` data of its
-        ``queued`` event, or a ``job.cached`` event's data (with ``"reused": true``)."""
+        launch event, or a ``job.cached`` event's data (with ``"reused": true``)."""
         sql = (
             "SELECT kind, data FROM events WHERE workflow_id = ? AND job = ?"
             " AND (kind = ? OR (kind = ? AND json_extract(data, '$.cache') IS NOT NULL))"
