@@ -34,6 +34,10 @@ class EventKind(StrEnum):
     JOB_OUTPUT = "job.output"
     #: data: {message}; something the user should see, never fatal
     JOB_WARNING = "job.warning"
+    #: data: {attempt, outcome (the attempt's end state), exit_code?, reason?, ended, usage?
+    #: (`ccd.usage.Usage` as data)}; an attempt ended, and what it cost: the run report's
+    #: record of it, also of attempts that were retried
+    JOB_USAGE = "job.usage"
 
 
 @dataclass(frozen=True, slots=True)

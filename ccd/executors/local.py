@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import resource
 import signal
 import time
 from collections.abc import AsyncIterator, Callable
@@ -32,6 +33,7 @@ from ccd.executors.wrapper import (
 )
 from ccd.spec.model import Job
 from ccd.states import JobState
+from ccd.usage import USAGE, Usage, parse_usage
 
 #: how long a log reader waits for a new job to end before it asks inotify to watch
 FIRST_WAIT = 0.05
@@ -78,6 +80,23 @@ def _read_exit(run_dir: Path) -> tuple[int, float] | None:
     finally:
         os.close(fd)
     return None if code is None else (code, mtime)
+
+
+def _kernel_usage(rusage: resource.struct_rusage) -> Usage:
+    return Usage(
+        cpu_user=round(rusage.ru_utime, 3),
+        cpu_sys=round(rusage.ru_stime, 3),
+        maxrss_kb=rusage.ru_maxrss,  # KiB on Linux
+        source="kernel",
+    )
+
+
+def _read_usage(run_dir: Path) -> Usage | None:
+    """The figures an orphaned wrapper wrote (after the exit file: it writes them first)."""
+    try:
+        return parse_usage((run_dir / USAGE).read_text(errors="replace"))
+    except OSError:
+        return None
 
 
 class _LazyWatch:
@@ -146,21 +165,30 @@ class LocalAttempt:
         asyncio.get_running_loop().remove_reader(pidfd)
         os.close(pidfd)
         status: int | None = None
+        usage: Usage | None = None
         if self._child:
             with contextlib.suppress(ChildProcessError):
-                _, status = os.waitpid(self.pid, 0)
-        self._finish(status)
+                # wait4: the wrapper's and its reaped descendants' CPU time and
+                # largest peak RSS, from the kernel, for the price of the wait
+                _, status, rusage = os.wait4(self.pid, 0)
+                usage = _kernel_usage(rusage)
+        self._finish(status, usage)
 
-    def _finish(self, wait_status: int | None) -> None:
+    def _finish(self, wait_status: int | None, usage: Usage | None = None) -> None:
         if self.exited.done():
             return
         recorded = _read_exit(self.run_dir)
+        if usage is None:
+            # not our child (adopted): the wrapper measured itself, if it was orphaned
+            usage = _read_usage(self.run_dir)
         if recorded is not None:
             code, ended = recorded
-            result = ExitStatus(exit_code=code, ended=ended)
+            result = ExitStatus(exit_code=code, ended=ended, usage=usage)
         elif wait_status is not None and os.WIFSIGNALED(wait_status):
             sig = signal.Signals(os.WTERMSIG(wait_status)).name
-            result = ExitStatus(exit_code=None, ended=time.time(), reason=f"killed by {sig}")
+            result = ExitStatus(
+                exit_code=None, ended=time.time(), reason=f"killed by {sig}", usage=usage
+            )
         else:
             # The wrapper is gone without recording an exit code: killed while the
             # daemon was away, or the machine rebooted.
