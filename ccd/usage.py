@@ -4,7 +4,9 @@ The figures come from one of these, best first (`Usage.source`):
 
 ``kernel``   a local job's wrapper reaped by the daemon: ``wait4`` of the wrapper gives
              the CPU time of the wrapper and of every descendant that was waited for,
-             and the largest peak RSS among them (getrusage's ``ru_maxrss``)
+             and the largest peak RSS among them (getrusage's ``ru_maxrss``) -- or,
+             for a job smaller than the daemon, only that it is at most the daemon's
+             (``maxrss_bound``: the spawned wrapper starts with the daemon's mark)
 ``wrapper``  the wrapper asked the kernel itself, after the job, when no daemon will
              reap it (SSH and Slurm jobs, a local job whose daemon restarted): the same
              figures through getrusage(RUSAGE_CHILDREN), written to the ``usage`` file
@@ -45,6 +47,9 @@ class Usage:
     cpu_sys: float | None = None
     #: peak resident set size in KiB (see the module docstring for what of)
     maxrss_kb: int | None = None
+    #: True: the peak is at most `maxrss_kb`, not known exactly (a small local job:
+    #: the kernel's figure is the daemon's own, see `ccd.executors.local`)
+    maxrss_bound: bool | None = None
     #: when the job started on its host (epoch seconds), if the host said
     start: float | None = None
     #: elapsed seconds as the host or the batch system counted them
@@ -79,10 +84,12 @@ class Usage:
         if fallback is None:
             return self
         changes: dict[str, Any] = {}
-        for name in ("cpu_user", "cpu_sys", "maxrss_kb", "start", "wall", "node"):
+        for name in ("cpu_user", "cpu_sys", "start", "wall", "node"):
             mine, theirs = getattr(self, name), getattr(fallback, name)
             if theirs is not None and (mine is None or (name.startswith("cpu") and not mine)):
                 changes[name] = theirs
+        if self.maxrss_kb is None and fallback.maxrss_kb is not None:
+            changes.update(maxrss_kb=fallback.maxrss_kb, maxrss_bound=fallback.maxrss_bound)
         return replace(self, **changes)
 
 

@@ -17,7 +17,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ccd import __version__
-from ccd.api import additions, admin, docs, hosts, streams, ui, workflows
+from ccd.api import additions, admin, docs, hosts, reports, streams, ui, workflows
 from ccd.api.services import Services
 from ccd.errors import CcdError
 
@@ -36,6 +36,7 @@ def create_app(services: Services) -> FastAPI:
         hosts.router,
         streams.router,
         ui.router,
+        reports.router,
     )
     app = FastAPI(
         title="ccd",

@@ -45,6 +45,8 @@ FIND_PID_INTERVAL = 0.05
 GROUP_CHECK_INTERVAL = 0.05
 #: how long launches may hold the event loop back to back (a burst of 500 held it 1.5 s)
 LAUNCH_SLICE = 0.02
+#: what the daemon's memory may grow by between reading its peak RSS and a spawn
+INHERITED_SLACK_KB = 4096
 _DEFAULT_SIGNALS = (signal.SIGPIPE, signal.SIGXFSZ)  # Python ignores these; jobs must not
 _STDIO_TO_DEVNULL = [
     (os.POSIX_SPAWN_OPEN, 0, "/dev/null", os.O_RDONLY, 0),
@@ -82,11 +84,18 @@ def _read_exit(run_dir: Path) -> tuple[int, float] | None:
     return None if code is None else (code, mtime)
 
 
-def _kernel_usage(rusage: resource.struct_rusage) -> Usage:
+def _kernel_usage(rusage: resource.struct_rusage, inherited_kb: int) -> Usage:
+    """The wrapper's figures from wait4: its CPU time and its reaped descendants', and
+    the largest peak RSS among them -- the wrapper's own included, which is the
+    daemon's: posix_spawn's child shares the daemon's memory until it execs, and the
+    kernel keeps that memory's high-water mark as the new program's peak.  So a peak
+    no larger than the daemon's at the spawn (`inherited_kb`) says only "at most"."""
+    peak = rusage.ru_maxrss  # KiB on Linux
     return Usage(
         cpu_user=round(rusage.ru_utime, 3),
         cpu_sys=round(rusage.ru_stime, 3),
-        maxrss_kb=rusage.ru_maxrss,  # KiB on Linux
+        maxrss_kb=peak,
+        maxrss_bound=True if peak <= inherited_kb + INHERITED_SLACK_KB else None,
         source="kernel",
     )
 
@@ -137,10 +146,19 @@ class _LazyWatch:
 
 class LocalAttempt:
     def __init__(
-        self, run_dir: Path, pid: int, watcher: FileWatcher, *, child: bool, alive: bool = True
+        self,
+        run_dir: Path,
+        pid: int,
+        watcher: FileWatcher,
+        *,
+        child: bool,
+        alive: bool = True,
+        inherited_kb: int = 0,
     ) -> None:
         self.run_dir = run_dir
         self.pid = pid
+        #: the daemon's peak RSS when it spawned the wrapper (see `_kernel_usage`)
+        self._inherited_kb = inherited_kb
         self.log_path = run_dir / LOG
         self.handle: dict[str, Any] = {"executor": "local", "run_dir": str(run_dir), "pid": pid}
         self._child = child
@@ -171,7 +189,7 @@ class LocalAttempt:
                 # wait4: the wrapper's and its reaped descendants' CPU time and
                 # largest peak RSS, from the kernel, for the price of the wait
                 _, status, rusage = os.wait4(self.pid, 0)
-                usage = _kernel_usage(rusage)
+                usage = _kernel_usage(rusage, self._inherited_kb)
         self._finish(status, usage)
 
     def _finish(self, wait_status: int | None, usage: Usage | None = None) -> None:
@@ -287,11 +305,13 @@ class LocalExecutor:
         # against ~5, ~12% of a trivial job's CPU on two cores).  The loop waits
         # instead: ~0.2 ms for the spawn plus the kernel's time for three new inodes.
         await self._slices.turn()
+        # the peak a wrapper inherits from this process (`_kernel_usage`): ~1 us to ask
+        inherited = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         try:
             pid = _prepare_and_spawn(run_dir, script, self._env)
         except OSError as exc:
             raise LaunchError(f"cannot start the job on localhost: {exc}") from exc
-        return LocalAttempt(run_dir, pid, self._watcher, child=True)
+        return LocalAttempt(run_dir, pid, self._watcher, child=True, inherited_kb=inherited)
 
     async def find(self, workflow_id: str, job: Job, attempt: int) -> dict[str, Any] | None:
         run_dir = attempt_dir(self.runs_root, workflow_id, job.name, attempt)

@@ -152,6 +152,8 @@ def _entry(rec: _Attempt, row: Mapping[str, Any], state: Mapping[str, Any]) -> d
         "cpu_sys": usage.cpu_sys,
         "cpu_percent": None if share is None else round(100 * share, 1),
         "maxrss_kb": usage.maxrss_kb,
+        # True: at most maxrss_kb (a local job smaller than the daemon), not exact
+        "maxrss_bound": bool(usage.maxrss_bound),
         "exit_code": rec.exit_code,
         "reason": rec.reason,
         "cached": "no",
@@ -172,7 +174,7 @@ def _totals(entries: list[dict[str, Any]], jobs: int) -> dict[str, Any]:
     cpu = sum(e["cpu"] for e in ran if e["cpu"] is not None)
     wall = sum(e["wall"] for e in ran if e["wall"] is not None)
     span = max(ends) - min(starts) if starts and ends else None
-    rss = [e["maxrss_kb"] for e in ran if e["maxrss_kb"] is not None]
+    rss, rss_bound = _largest_rss(ran)
     return {
         "jobs": jobs,
         "attempts": len(ran),
@@ -182,8 +184,19 @@ def _totals(entries: list[dict[str, Any]], jobs: int) -> dict[str, Any]:
         "wall": wall,
         "cpu": cpu,
         "cpu_percent": round(100 * cpu / span, 1) if span else None,
-        "maxrss_kb": max(rss) if rss else None,
+        "maxrss_kb": rss,
+        "maxrss_bound": rss_bound,
     }
+
+
+def _largest_rss(entries: list[dict[str, Any]]) -> tuple[int | None, bool]:
+    """The largest peak RSS of `entries`, and whether it is only a bound (an exact
+    figure wins over a bound of the same size)."""
+    known = [(e["maxrss_kb"], not e["maxrss_bound"]) for e in entries if e["maxrss_kb"] is not None]
+    if not known:
+        return None, False
+    value, exact = max(known)
+    return value, not exact
 
 
 def _groups(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -195,9 +208,8 @@ def _groups(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
     for name, members in groups.items():
         walls = [e["wall"] for e in members if e["wall"] is not None]
         shares = [e["cpu_percent"] for e in members if e["cpu_percent"] is not None]
-        rss = [e["maxrss_kb"] for e in members if e["maxrss_kb"] is not None]
         max_wall = max(walls) if walls else None
-        max_rss = max(rss) if rss else None
+        max_rss, rss_bound = _largest_rss(members)
         max_share = max(shares) if shares else None
         # the CPU share rounded up to cores, a job that is 2 % over one core still one
         cores = None if max_share is None else max(1, math.ceil(max_share / 100 - 0.05))
@@ -210,6 +222,7 @@ def _groups(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 "max_wall": max_wall,
                 "max_cpu_percent": max_share,
                 "max_rss_kb": max_rss,
+                "max_rss_bound": rss_bound,
                 "suggest": {
                     "mem": None if max_rss is None else slurm_mem(max_rss * MEM_HEADROOM),
                     "time": None if max_wall is None else slurm_minutes(max_wall * TIME_HEADROOM),
@@ -224,8 +237,9 @@ def build_report(
     workflow: Mapping[str, Any],
     rows: Iterable[Mapping[str, Any]],
     events: Iterable[Mapping[str, Any]],
+    now: float,
 ) -> dict[str, Any]:
-    """The report of one workflow: its `rows` (the jobs, in file order) and its
+    """The report of one workflow at `now`: its `rows` (the jobs, in file order) and its
     ``job.state``/``job.usage`` `events` (in order; others are ignored)."""
     attempts, last_state = _collect(events)
     by_job: dict[str, list[_Attempt]] = {}
