@@ -257,6 +257,8 @@ def build_report(
         entries.extend(mine)
     return {
         "workflow": {key: workflow.get(key) for key in ("id", "name", "state", "created", "ended")},
+        # when this report was made: a running attempt's bar ends here
+        "generated": now,
         "attempts": entries,
         "totals": _totals(entries, len(rows)),
         "groups": _groups(entries),
