@@ -30,7 +30,7 @@ children's user and system time, ``0m1.020000s 0m0.100000s``).
 from __future__ import annotations
 
 import re
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import dataclass, fields, replace
 from typing import Any
 
 #: the run directory's file with the job's figures, written before ``exit``
@@ -67,16 +67,16 @@ class Usage:
         return (self.cpu_user or 0.0) + (self.cpu_sys or 0.0)
 
     def to_data(self) -> dict[str, Any]:
-        """As event data: the known fields only."""
-        return {k: v for k, v in asdict(self).items() if v is not None}
+        """As event data: the known fields only (not `asdict`, which deep-copies: one
+        of these is made per job)."""
+        return {k: v for k in _FIELDS if (v := getattr(self, k)) is not None}
 
     @classmethod
     def from_data(cls, data: Any) -> Usage | None:
         """From event data (what `to_data` made); None for anything that is not a mapping."""
         if not isinstance(data, dict):
             return None
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in known})
+        return cls(**{k: v for k, v in data.items() if k in _FIELDS})
 
     def over(self, fallback: Usage | None) -> Usage:
         """These figures, with `fallback`'s where these have none (or zero CPU, which is
@@ -91,6 +91,9 @@ class Usage:
         if self.maxrss_kb is None and fallback.maxrss_kb is not None:
             changes.update(maxrss_kb=fallback.maxrss_kb, maxrss_bound=fallback.maxrss_bound)
         return replace(self, **changes)
+
+
+_FIELDS = tuple(f.name for f in fields(Usage))
 
 
 def times_seconds(word: str) -> float | None:

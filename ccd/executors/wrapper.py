@@ -25,8 +25,7 @@ exec per job: see docs/decisions.md.
 What the job cost is measured where it is exact and cheap.  A local wrapper is
 reaped by the daemon that spawned it, whose ``wait4`` returns the job tree's CPU
 time and peak RSS for nothing, so the wrapper measures nothing -- unless that
-daemon has gone meanwhile (its parent pid, read from ``/proc/$$/stat`` by the
-``read`` built-in, is no longer the one it started with).  A wrapper nobody will
+daemon has gone meanwhile (``kill -0 $PPID``, a built-in, fails).  A wrapper nobody will
 reap with ``wait4`` (SSH, Slurm: `self_measure`), or an orphaned local one, ends
 by ``exec``-ing ``python3``, whose getrusage(RUSAGE_CHILDREN) still holds what
 the shell's reaped children used (the figures survive ``exec``); it writes
@@ -95,11 +94,9 @@ def _measure_lines(self_measure: bool) -> str:
     if self_measure:
         return measure
     # the daemon that spawned us reaps us with wait4, unless it is gone (a new daemon
-    # adopted us, we were reparented): the 4th field of /proc/$$/stat is the parent
-    return (
-        "read -r _ _ _ ccd_ppid _ < /proc/$$/stat\n"
-        'if [ "$ccd_ppid" != "$PPID" ]; then\n' + measure + "fi\n"
-    )
+    # adopts us): one kill(2) asks.  Not /proc/$$/stat's parent field: dash's `read`
+    # reads a byte per system call, and procfs makes the whole line for each (0.15 ms)
+    return 'if ! kill -0 "$PPID" 2>/dev/null; then\n' + measure + "fi\n"
 
 
 def attempt_dir(root: _P, workflow_id: str, job: str, attempt: int) -> _P:

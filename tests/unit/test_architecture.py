@@ -25,6 +25,8 @@ CORE = (
     "ccd.logscan",
     "ccd.expand",
     "ccd.resources",
+    "ccd.usage",
+    "ccd.report",
 )
 EDGES = ("ccd.executors", "ccd.store", "ccd.api", "ccd.cli", "ccd.daemon", "ccd.engine")
 
