@@ -40,6 +40,10 @@ class EventKind(StrEnum):
     #: data: {key, parts, origin: {workflow_id, job, attempt}, outputs, reason}; the
     #: job's earlier run with the same cache key is reused (its ``succeeded`` follows)
     JOB_CACHED = "job.cached"
+    #: data: {attempt, outcome (the attempt's end state), exit_code?, reason?, ended, usage?
+    #: (`ccd.usage.Usage` as data)}; an attempt ended, and what it cost: the run report's
+    #: record of it, also of attempts that were retried
+    JOB_USAGE = "job.usage"
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,6 +23,9 @@ every state         ``reason`` as given; ``exit_code`` as given, else kept by a
                     kept; ``handle`` as given (None: a new attempt forgets the last)
 ==================  ===================================================================
 
+``job.usage`` (an attempt ended: its outcome and cost) changes no row; the run report
+reads those events, since a row holds only the job's current attempt.
+
 `Fold.apply` either applies an event completely or raises `BadEvent` (or the
 error of a malformed value) without changing anything, so one bad event is
 rejected on its own instead of failing the whole batch.  Applying events to
@@ -144,6 +147,7 @@ class Fold:
             EventKind.JOB_OUTPUT: Fold._output,
             EventKind.JOB_WARNING: Fold._warning,
             EventKind.JOB_CACHED: Fold._cached,
+            EventKind.JOB_USAGE: Fold._usage,
         }
         # Keyed by the plain string (a str-Enum member hashes and compares equal
         # to it), so either finds the handler and the value to store, without the
@@ -342,6 +346,15 @@ class Fold:
             self._workflow(event)
         else:
             self._job(event)
+
+    def _usage(self, event: Event) -> None:
+        # An attempt's record for the run report: no row changes (the row shows the
+        # job's current attempt; the report reads these events), but it must fit.
+        self._job(event)
+        data = event.data
+        _int(data.get("attempt"), "attempt")
+        if not isinstance(data.get("usage", {}), dict):
+            raise BadEvent(f"job.usage: usage must be an object, not {data['usage']!r}")
 
     @staticmethod
     def _touch(row: JobRow, now: float) -> None:

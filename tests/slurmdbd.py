@@ -14,7 +14,8 @@ in /etc/mysql, /etc/slurm or /run/mysqld is used or touched:
 * The cluster: `open_cluster(fresh=True)` in a Slurm slot of its own, with
   `AccountingStorageType=accounting_storage/slurmdbd` on our DbdPort and
   `MinJobAge=2`: finished jobs leave `squeue` within seconds, and only `sacct` knows
-  them after that.  slurmctld registers the cluster (ClusterName=ccdN) in the database
+  them after that; `jobacct_gather/linux` sampling every second gives sacct a job's CPU
+  time and MaxRSS.  slurmctld registers the cluster (ClusterName=ccdN) in the database
   itself when it first reaches slurmdbd; no association is needed because
   AccountingStorageEnforce is not set.
 
@@ -149,6 +150,10 @@ class AccountingStore:
             # for slurmdbd, "Pass" is the munge socket (AuthInfo does not apply to it)
             f"AccountingStoragePass={self.munge_link}",
             f"MinJobAge={MIN_JOB_AGE}",
+            # what a job cost (sacct's MaxRSS, CPU), sampled each second, as the run
+            # report's test of a short job needs (the default gathers nothing)
+            "JobAcctGatherType=jobacct_gather/linux",
+            "JobAcctGatherFrequency=1",
         ]
 
     # -- processes -------------------------------------------------------------------

@@ -17,7 +17,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ccd import __version__
-from ccd.api import additions, admin, docs, hosts, streams, ui, why, workflows
+from ccd.api import additions, admin, docs, hosts, reports, streams, ui, why, workflows
 from ccd.api.services import Services
 from ccd.errors import CcdError
 
@@ -37,6 +37,7 @@ def create_app(services: Services) -> FastAPI:
         streams.router,
         ui.router,
         why.router,
+        reports.router,
     )
     app = FastAPI(
         title="ccd",

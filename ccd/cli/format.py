@@ -11,6 +11,8 @@ from collections import Counter
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from ccd.report.units import kib_text, seconds_text
+
 #: One palette for every view: terminal text and Graphviz fills (hex works in both).
 STATE_COLOURS: dict[str, str] = {
     "pending": "#b0b0b0",
@@ -173,6 +175,17 @@ def _added_text(data: Mapping[str, Any]) -> str:
     return f"added {len(names)} job(s): {one_line(shown)}"
 
 
+def _usage_text(data: Mapping[str, Any]) -> str:
+    text = f"attempt {data.get('attempt')} {data.get('outcome', 'ended')}"
+    usage = data.get("usage")
+    if isinstance(usage, dict):
+        cpu = (usage.get("cpu_user") or 0) + (usage.get("cpu_sys") or 0)
+        text += f": cpu {seconds_text(cpu)}"
+        if usage.get("maxrss_kb") is not None:
+            text += f", peak RSS {kib_text(usage['maxrss_kb'])}"
+    return text
+
+
 _EVENT_TEXT: dict[str, Callable[[Mapping[str, Any]], str]] = {
     "job.state": _state_text,
     "workflow.state": _state_text,
@@ -183,6 +196,7 @@ _EVENT_TEXT: dict[str, Callable[[Mapping[str, Any]], str]] = {
     "workflow.submitted": lambda d: f"submitted {one_line(d.get('name'))}",
     "workflow.jobs_added": _added_text,
     "job.cached": lambda d: f"reused: {one_line(d.get('reason', ''))}",
+    "job.usage": _usage_text,
 }
 
 

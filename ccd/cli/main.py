@@ -32,6 +32,7 @@ from ccd.cli.common import (
 )
 from ccd.cli.format import event_text, format_clock
 from ccd.cli.post import ResumeOpt, SetOpt, add, parse_sets, post_yaml
+from ccd.cli.report import report
 from ccd.cli.service import daemon_app, hosts_app
 from ccd.cli.ui import ui
 from ccd.cli.why import why
@@ -50,6 +51,7 @@ app.add_typer(hosts_app, name="hosts")
 app.command("ui")(ui)
 app.command("add")(add)
 app.command("why")(why)
+app.command("report")(report)
 
 
 # -- workflows -----------------------------------------------------------------------

@@ -155,7 +155,7 @@ class WatchModel:
         """The change lines for an applied event: none for a launch (the running
         event says it), and a progress line only when what it shows changed."""
         kind = event.get("kind")
-        if kind == EventKind.JOB_LAUNCHED:
+        if kind in (EventKind.JOB_LAUNCHED, EventKind.JOB_USAGE):  # (the report's data)
             return []
         if job is not None and kind in (EventKind.JOB_PROGRESS, EventKind.JOB_STATE):
             said, self._said[job] = self._said.get(job), _percent_key(self.job(job))

@@ -24,7 +24,7 @@ from ccd.engine.pool import gpu_env, with_devices
 from ccd.engine.request import launch_request
 from ccd.engine.slots import Slots
 from ccd.events import EventKind
-from ccd.executors.base import Attempt, Executor, LaunchError, LaunchRequest
+from ccd.executors.base import Attempt, Executor, ExitStatus, LaunchError, LaunchRequest
 from ccd.logscan import LogScanner
 from ccd.markers import MarkerWarning, Output, Progress
 from ccd.resources import Amounts, ResourceError
@@ -229,7 +229,9 @@ class Attempts:
             )
             if exited in done:
                 # the verdict waits for the log's end: its last line says why it failed
-                return outcome_of(exited.result(), await follower)
+                outcome = outcome_of(exited.result(), await follower)
+                self._ended(jr, exited.result(), outcome)
+                return outcome
             await attempt.kill(self._config.kill_grace)
             if killed in done:
                 outcome = Outcome(JobState.CANCELLED, reason=jr.cancel_reason)
@@ -238,10 +240,29 @@ class Attempts:
                     JobState.TIMED_OUT, reason=f"timed out after {jr.spec.timeout:g}s"
                 )
             await follower
+            if exited.done():
+                self._ended(jr, exited.result(), outcome)
             return outcome
         finally:
             jr.running = False
             follower.cancel()
+
+    def _ended(self, jr: JobRun, status: ExitStatus, outcome: Outcome) -> None:
+        """Record the attempt's end and what it cost (`job.usage`): the run report's
+        line for it, whether it is retried or not.  An attempt a new daemon adopted
+        ends here too, with the figures its executor found on disk."""
+        data: dict[str, Any] = {
+            "attempt": jr.attempt,
+            "outcome": outcome.state.value,
+            "ended": status.ended,
+        }
+        if status.exit_code is not None:
+            data["exit_code"] = status.exit_code
+        if outcome.reason is not None:
+            data["reason"] = outcome.reason
+        if status.usage is not None:
+            data["usage"] = status.usage.to_data()
+        self._events.emit(jr.name, EventKind.JOB_USAGE, **data)
 
     def _observed(self, jr: JobRun, state: JobState, reason: str | None) -> None:
         """The executor saw the attempt queued, running or out of reach."""

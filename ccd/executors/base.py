@@ -17,6 +17,7 @@ from typing import Any, Protocol
 from ccd.executors.environment import NO_ENVIRONMENT, Environment
 from ccd.spec.model import Job
 from ccd.states import JobState
+from ccd.usage import Usage
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +46,8 @@ class ExitStatus:
     #: the outcome when the executor knows better than the exit code (a batch
     #: system's TIMEOUT or CANCELLED); None: the exit code decides
     state: JobState | None = None
+    #: what the attempt cost (CPU, peak RSS, ...), if its executor could tell
+    usage: Usage | None = None
 
 
 class LaunchError(Exception):

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import resource
 import signal
 import time
 from collections.abc import AsyncIterator, Callable
@@ -37,6 +38,7 @@ from ccd.platform.exits import ExitWatcher, exit_watcher
 from ccd.platform.procs import ProcessTable, process_table
 from ccd.spec.model import Job
 from ccd.states import JobState
+from ccd.usage import USAGE, Usage, parse_usage
 
 #: how long a log reader waits for a new job to end before it asks inotify to watch
 FIRST_WAIT = 0.05
@@ -48,6 +50,8 @@ FIND_PID_INTERVAL = 0.05
 GROUP_CHECK_INTERVAL = 0.05
 #: how long launches may hold the event loop back to back (a burst of 500 held it 1.5 s)
 LAUNCH_SLICE = 0.02
+#: what the daemon's memory may grow by between reading its peak RSS and a spawn
+INHERITED_SLACK_KB = 4096
 _DEFAULT_SIGNALS = (signal.SIGPIPE, signal.SIGXFSZ)  # Python ignores these; jobs must not
 _STDIO_TO_DEVNULL = [
     (os.POSIX_SPAWN_OPEN, 0, "/dev/null", os.O_RDONLY, 0),
@@ -83,6 +87,30 @@ def _read_exit(run_dir: Path) -> tuple[int, float] | None:
     finally:
         os.close(fd)
     return None if code is None else (code, mtime)
+
+
+def _kernel_usage(rusage: resource.struct_rusage, inherited_kb: int) -> Usage:
+    """The wrapper's figures from wait4: its CPU time and its reaped descendants', and
+    the largest peak RSS among them -- the wrapper's own included, which is the
+    daemon's: posix_spawn's child shares the daemon's memory until it execs, and the
+    kernel keeps that memory's high-water mark as the new program's peak.  So a peak
+    no larger than the daemon's at the spawn (`inherited_kb`) says only "at most"."""
+    peak = rusage.ru_maxrss  # KiB on Linux
+    return Usage(
+        cpu_user=round(rusage.ru_utime, 3),
+        cpu_sys=round(rusage.ru_stime, 3),
+        maxrss_kb=peak,
+        maxrss_bound=True if peak <= inherited_kb + INHERITED_SLACK_KB else None,
+        source="kernel",
+    )
+
+
+def _read_usage(run_dir: Path) -> Usage | None:
+    """The figures an orphaned wrapper wrote (after the exit file: it writes them first)."""
+    try:
+        return parse_usage((run_dir / USAGE).read_text(errors="replace"))
+    except OSError:
+        return None
 
 
 class _LazyWatch:
@@ -131,29 +159,43 @@ class LocalAttempt:
         *,
         child: bool,
         alive: bool = True,
+        inherited_kb: int = 0,
     ) -> None:
         self.run_dir = run_dir
         self.pid = pid
+        #: the daemon's peak RSS when it spawned the wrapper (see `_kernel_usage`)
+        self._inherited_kb = inherited_kb
         self.log_path = run_dir / LOG
         self.handle: dict[str, Any] = {"executor": "local", "run_dir": str(run_dir), "pid": pid}
         self.exited: asyncio.Future[ExitStatus] = asyncio.get_running_loop().create_future()
         self._log_watch = _LazyWatch(watcher, run_dir, self.exited)
         if alive:
-            exits.watch(pid, child=child, exit_file=run_dir / EXIT, on_exit=self._finish)
+            exits.watch(pid, child=child, exit_file=run_dir / EXIT, on_exit=self._exited)
         else:
             self._finish(None)
 
     # -- exit detection -------------------------------------------------------------
-    def _finish(self, wait_status: int | None) -> None:
+    def _exited(self, wait_status: int | None, rusage: resource.struct_rusage | None) -> None:
+        # wait4's figures (our child): the wrapper's and its reaped descendants' CPU
+        # time and largest peak RSS, from the kernel, for the price of the wait
+        usage = None if rusage is None else _kernel_usage(rusage, self._inherited_kb)
+        self._finish(wait_status, usage)
+
+    def _finish(self, wait_status: int | None, usage: Usage | None = None) -> None:
         if self.exited.done():
             return
         recorded = _read_exit(self.run_dir)
+        if usage is None:
+            # not our child (adopted): the wrapper measured itself, if it was orphaned
+            usage = _read_usage(self.run_dir)
         if recorded is not None:
             code, ended = recorded
-            result = ExitStatus(exit_code=code, ended=ended)
+            result = ExitStatus(exit_code=code, ended=ended, usage=usage)
         elif wait_status is not None and os.WIFSIGNALED(wait_status):
             sig = signal.Signals(os.WTERMSIG(wait_status)).name
-            result = ExitStatus(exit_code=None, ended=time.time(), reason=f"killed by {sig}")
+            result = ExitStatus(
+                exit_code=None, ended=time.time(), reason=f"killed by {sig}", usage=usage
+            )
         else:
             # The wrapper is gone without recording an exit code: killed while the
             # daemon was away, or the machine rebooted.
@@ -257,11 +299,15 @@ class LocalExecutor:
         # against ~5, ~12% of a trivial job's CPU on two cores).  The loop waits
         # instead: ~0.2 ms for the spawn plus the kernel's time for three new inodes.
         await self._slices.turn()
+        # the peak a wrapper inherits from this process (`_kernel_usage`): ~1 us to ask
+        inherited = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         try:
             pid = _prepare_and_spawn(run_dir, script, self._env)
         except OSError as exc:
             raise LaunchError(f"cannot start the job on localhost: {exc}") from exc
-        return LocalAttempt(run_dir, pid, self._watcher, self._exits, child=True)
+        return LocalAttempt(
+            run_dir, pid, self._watcher, self._exits, child=True, inherited_kb=inherited
+        )
 
     async def find(self, workflow_id: str, job: Job, attempt: int) -> dict[str, Any] | None:
         run_dir = attempt_dir(self.runs_root, workflow_id, job.name, attempt)

@@ -15,8 +15,9 @@ One `ExitWatcher` per daemon, of the kind `ccd.platform.choose` named:
   within a few ms; from `SWEEP_INTERVAL` on it joins one sweep over all long
   runners, which costs one system call per process per sweep.
 
-`on_exit` gets the wait status of a child (None for an adopted process) and is
-called once, from the event loop.
+`on_exit` gets the wait status of a child and its resource usage from wait4 (the
+wrapper's and its reaped descendants' CPU time and largest peak RSS; both None
+for an adopted process) and is called once, from the event loop.
 """
 
 from __future__ import annotations
@@ -24,13 +25,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import resource
 import select
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
-#: called once the process is gone: its wait status if it was our child, else None
-ExitCallback = Callable[[int | None], None]
+#: called once the process is gone: its wait status and rusage if it was our child
+ExitCallback = Callable[[int | None, "resource.struct_rusage | None"], None]
+#: what reaping an exited process leaves: (wait status, rusage), None for one not ours
+Reaped = tuple[int | None, "resource.struct_rusage | None"]
+_NOT_OURS: Reaped = (None, None)
 
 #: the poll's first look after a process started (then doubled)
 FIRST_LOOK = 0.001
@@ -64,14 +69,15 @@ def exit_watcher(kind: str) -> ExitWatcher:
     raise ValueError(f"no exit watcher {kind!r}")
 
 
-def reap(pid: int, child: bool) -> int | None:
-    """The wait status of an exited child (collected, so it leaves no zombie)."""
+def reap(pid: int, child: bool) -> Reaped:
+    """The wait status and rusage of an exited child (collected: it leaves no zombie)."""
     if not child:
-        return None
+        return _NOT_OURS
     try:
-        return os.waitpid(pid, 0)[1]  # it has exited: this does not block
+        _, status, rusage = os.wait4(pid, 0)  # it has exited: this does not block
     except ChildProcessError:
-        return None
+        return _NOT_OURS
+    return status, rusage
 
 
 class PidfdExits:
@@ -81,7 +87,7 @@ class PidfdExits:
         try:
             pidfd = os.pidfd_open(pid)
         except ProcessLookupError:
-            on_exit(None)
+            on_exit(*reap(pid, child))
             return
         asyncio.get_running_loop().add_reader(pidfd, _pidfd_ready, pidfd, pid, child, on_exit)
 
@@ -92,7 +98,7 @@ class PidfdExits:
 def _pidfd_ready(pidfd: int, pid: int, child: bool, on_exit: ExitCallback) -> None:
     asyncio.get_running_loop().remove_reader(pidfd)
     os.close(pidfd)
-    on_exit(reap(pid, child))
+    on_exit(*reap(pid, child))
 
 
 class KqueueExits:
@@ -122,7 +128,7 @@ class KqueueExits:
         try:
             self._kqueue().control([change], 0, 0)
         except ProcessLookupError:  # gone before it could be watched
-            on_exit(reap(pid, child))
+            on_exit(*reap(pid, child))
             return
         self._waiting[pid] = (child, on_exit)
 
@@ -134,7 +140,7 @@ class KqueueExits:
             waiting = self._waiting.pop(event.ident, None)
             if waiting is not None:
                 child, on_exit = waiting
-                on_exit(reap(event.ident, child))
+                on_exit(*reap(event.ident, child))
 
     def close(self) -> None:
         if self._queue is not None:
@@ -207,16 +213,16 @@ def _ended(watched: _Polled) -> bool:
     """Whether the process is gone; if so, `on_exit` has been called."""
     if watched.child:
         try:
-            pid, status = os.waitpid(watched.pid, os.WNOHANG)
+            pid, status, rusage = os.wait4(watched.pid, os.WNOHANG)
         except ChildProcessError:
-            watched.on_exit(None)
+            watched.on_exit(None, None)
             return True
         if pid == 0:
             return False
-        watched.on_exit(status)
+        watched.on_exit(status, rusage)
         return True
     if watched.exit_file.exists() or not _exists(watched.pid):
-        watched.on_exit(None)
+        watched.on_exit(None, None)
         return True
     return False
 

@@ -370,6 +370,11 @@ class Store:
         JSON text) pairs ready to send: no decode/encode."""
         return await reads.events_json(self._read_db, workflow_id, after_seq, limit)
 
+    async def events_of_kinds(
+        self, workflow_id: str, kinds: Sequence[str]
+    ) -> list[tuple[str | None, float, str, str]]:
+        return await reads.events_of_kinds(self._read_db, workflow_id, kinds)
+
     async def unfinished_workflows(self) -> list[dict[str, Any]]:
         """Workflows still running (e.g. when the daemon stopped), spec decoded."""
         return await reads.unfinished_workflows(self._read_db)

@@ -159,6 +159,19 @@ async def events_json(
     return [(int(seq), str(text)) for seq, text in await _rows(db, sql, params)]
 
 
+async def events_of_kinds(
+    db: aiosqlite.Connection, workflow_id: str, kinds: Sequence[str]
+) -> list[tuple[str | None, float, str, str]]:
+    """A workflow's events of these kinds, oldest first: (job, time, kind, data as
+    JSON text), decoded by the caller (off the event loop, for a big workflow)."""
+    marks = ", ".join("?" for _ in kinds)
+    sql = (
+        f"SELECT job, time, kind, data FROM events WHERE workflow_id = ? AND kind IN ({marks})"
+        " ORDER BY seq"
+    )
+    return [tuple(row) for row in await _rows(db, sql, (workflow_id, *kinds))]
+
+
 async def unfinished_workflows(db: aiosqlite.Connection) -> list[dict[str, Any]]:
     sql = (
         "SELECT id, name, state, source, created, updated, ended, spec FROM workflows"

@@ -17,6 +17,7 @@ import pytest
 import ccd.api
 from ccd.api import Services, create_app
 from ccd.config import DaemonConfig, HostConfig
+from ccd.events import Event, EventKind
 from ccd.executors.base import LaunchError
 from ccd.executors.filewatch import FileWatcher
 from ccd.spec.model import Workflow
@@ -163,6 +164,7 @@ JSON_ANSWERS = [
     ("post", "/v1/workflows/{ref}/cancel", "200"),
     ("post", "/v1/workflows/{ref}/jobs/{job}/cancel", "200"),
     ("post", "/v1/workflows/{ref}/retry", "200"),
+    ("get", "/v1/workflows/{ref}/report", "200"),
 ]
 
 
@@ -269,3 +271,38 @@ async def test_paths_with_a_source_or_absolute_ones_need_no_base(
     assert jobs["b"].workdir == str(Path.home())
     reply = await client.post("/v1/workflows", content=text, params={"source": "wf.yaml"})
     assert reply.status_code == 400 and "absolute" in reply.json()["error"]
+
+
+async def test_the_report_answers_each_attempt_s_cost(
+    client: httpx.AsyncClient, services: FakeServices
+) -> None:
+    store = services.store
+    spec = {"name": "costly", "jobs": {"a": {"needs": []}, "b": {"needs": ["a"]}}}
+    await store.record(Event("w1", None, EventKind.WORKFLOW_SUBMITTED, {"spec": spec}, 100.0))
+    for kind, data, when in [
+        (EventKind.JOB_STATE, {"state": "running", "attempt": 1, "handle": {"pid": 1}}, 101.0),
+        (
+            EventKind.JOB_USAGE,
+            {"attempt": 1, "outcome": "failed", "exit_code": 2, "ended": 103.0,
+             "usage": {"cpu_user": 1.5, "cpu_sys": 0.5, "maxrss_kb": 2048, "source": "kernel"}},
+            103.5,
+        ),
+        (EventKind.JOB_STATE, {"state": "failed", "attempt": 1, "exit_code": 2}, 103.5),
+    ]:  # fmt: skip
+        await store.record(Event("w1", "a", kind, data, when))
+    await store.record(Event("w1", "b", EventKind.JOB_STATE, {"state": "skipped"}, 103.6))
+    reply = await client.get("/v1/workflows/costly/report")
+    assert reply.status_code == 200
+    report = reply.json()
+    assert set(report) == {"workflow", "generated", "attempts", "totals", "groups"}
+    assert report["workflow"]["id"] == "w1"
+    a, b = report["attempts"]
+    assert (a["job"], a["attempt"], a["state"], a["exit_code"]) == ("a", 1, "failed", 2)
+    assert (a["wall"], a["cpu"], a["cpu_percent"], a["maxrss_kb"]) == (2.0, 2.0, 100.0, 2048)
+    assert (b["job"], b["attempt"], b["state"]) == ("b", 0, "skipped")
+    assert report["totals"]["attempts"] == 1
+    # the answer is what the document declares
+    paths = (await client.get("/openapi.json")).json()
+    schema = paths["components"]["schemas"]["AttemptCost"]["properties"]
+    assert set(schema) == set(a)
+    assert (await client.get("/v1/workflows/nope/report")).status_code == 404

@@ -26,6 +26,8 @@ CORE = (
     "ccd.expand",
     "ccd.resources",
     "ccd.caching",
+    "ccd.usage",
+    "ccd.report",
 )
 EDGES = (
     "ccd.executors",

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import os
+import resource
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -14,6 +16,7 @@ from ccd.executors.base import LaunchRequest
 from ccd.executors.filewatch import FileWatcher
 from ccd.executors.local import LocalAttempt, LocalExecutor
 from ccd.spec.model import Job
+from ccd.usage import Usage
 
 
 @pytest.fixture
@@ -86,3 +89,56 @@ async def test_adopting_an_ended_attempt_gives_its_exit_file_s_time(
     adopted = await executor.adopt(first.handle)
     status = await adopted.exited
     assert (status.exit_code, status.ended) == (4, 1_700_000_000.0)
+
+
+# -- what a job cost ----------------------------------------------------------------------
+#: 200 MiB touched and 0.5 s of CPU (more than this test process holds: see below); the
+#: child prints its own CPU seconds and peak RSS
+BIG_CHILD = """\
+import resource, time
+b = bytearray(200 * 2**20)
+t = time.process_time()
+while time.process_time() - t < 0.5:
+    pass
+u = resource.getrusage(resource.RUSAGE_SELF)
+print(u.ru_utime + u.ru_stime, u.ru_maxrss)
+"""
+
+
+async def test_the_kernel_gives_a_reaped_jobs_cpu_and_peak(
+    tmp_path: Path, executor: LocalExecutor
+) -> None:
+    script = tmp_path / "big.py"
+    script.write_text(BIG_CHILD)
+    attempt = await executor.launch(request(tmp_path, "j", f"{sys.executable} {script}"))
+    _, log = await finish(attempt)
+    usage = (await attempt.exited).usage
+    cpu, peak = (float(w) for w in log.split())
+    assert usage is not None and usage.source == "kernel"
+    assert usage.cpu == pytest.approx(cpu, rel=0.1, abs=0.02)
+    assert usage.maxrss_kb == pytest.approx(peak, rel=0.1)
+    assert usage.maxrss_bound is None  # larger than the daemon: exact
+    assert not (attempt.run_dir / "usage").exists()  # nothing written for it
+
+
+async def test_a_job_smaller_than_the_daemon_has_only_a_bound(
+    tmp_path: Path, executor: LocalExecutor
+) -> None:
+    # the spawned wrapper starts with this process's high-water mark as its own peak
+    attempt = await executor.launch(request(tmp_path, "j", "true"))
+    await finish(attempt)
+    usage = (await attempt.exited).usage
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    assert usage is not None and usage.maxrss_bound is True
+    assert usage.maxrss_kb is not None and usage.maxrss_kb <= own + local.INHERITED_SLACK_KB
+
+
+async def test_an_adopted_attempt_takes_the_figures_its_wrapper_wrote(
+    tmp_path: Path, executor: LocalExecutor
+) -> None:
+    first = await executor.launch(request(tmp_path, "j", "exit 0"))
+    await finish(first)
+    # as an orphaned wrapper writes them (the daemon that spawned it was gone)
+    (first.run_dir / "usage").write_text("utime=1.5 stime=0.5 maxrss_kb=4096 node=here\n")
+    status = await (await executor.adopt(first.handle)).exited
+    assert status.usage == Usage(cpu_user=1.5, cpu_sys=0.5, maxrss_kb=4096, node="here")

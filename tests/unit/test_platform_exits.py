@@ -54,10 +54,13 @@ class Seen:
 
     def __init__(self) -> None:
         self.calls: list[int | None] = []
+        #: whether each call came with wait4's rusage (only a child's does)
+        self.with_usage: list[bool] = []
         self._done = asyncio.Event()
 
-    def __call__(self, status: int | None) -> None:
+    def __call__(self, status: int | None, rusage: object = None) -> None:
         self.calls.append(status)
+        self.with_usage.append(rusage is not None)
         self._done.set()
 
     async def status(self) -> int | None:
@@ -85,6 +88,7 @@ async def test_a_child_s_exit_code_is_collected(watcher: ExitWatcher, tmp_path: 
     watcher.watch(spawn("exit 3"), child=True, exit_file=tmp_path / "exit", on_exit=seen)
     status = await seen.status()
     assert status is not None and os.waitstatus_to_exitcode(status) == 3
+    assert seen.with_usage == [True]  # wait4's figures, for the run report
 
 
 async def test_a_long_running_child_killed_by_a_signal(
@@ -137,12 +141,12 @@ async def test_the_poll_ends_an_adopted_zombie_by_its_exit_file(tmp_path: Path) 
 async def test_the_poll_is_bounded(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """Long runners cost one look each per sweep, not a timer each at a short interval."""
     looks = 0
-    waitpid = os.waitpid
+    wait4 = os.wait4
 
-    def counted(pid: int, options: int) -> tuple[int, int]:
+    def counted(pid: int, options: int) -> tuple[int, int, Any]:
         nonlocal looks
         looks += 1
-        return waitpid(pid, options)
+        return wait4(pid, options)
 
     pids = [spawn("sleep 30") for _ in range(20)]
     watcher = PolledExits()
@@ -150,13 +154,13 @@ async def test_the_poll_is_bounded(monkeypatch: pytest.MonkeyPatch, tmp_path: Pa
     for pid, on_exit in zip(pids, seen, strict=True):
         watcher.watch(pid, child=True, exit_file=tmp_path / "exit", on_exit=on_exit)
     await asyncio.sleep(2 * exits.SWEEP_INTERVAL)  # every one is in the sweep now
-    monkeypatch.setattr(os, "waitpid", counted)
+    monkeypatch.setattr(os, "wait4", counted)
     loop = asyncio.get_running_loop()
     start = loop.time()
     await asyncio.sleep(10 * exits.SWEEP_INTERVAL)
     sweeps = (loop.time() - start) / exits.SWEEP_INTERVAL
     assert 0 < looks <= len(pids) * (sweeps + 1)
-    monkeypatch.setattr(os, "waitpid", waitpid)
+    monkeypatch.setattr(os, "wait4", wait4)
     for pid in pids:
         os.kill(pid, signal.SIGKILL)
     assert all([await s.status() is not None for s in seen])

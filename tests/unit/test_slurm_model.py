@@ -258,9 +258,10 @@ def test_no_notice_in_an_ordinary_log() -> None:
 
 def test_sacct_command_has_an_explicit_window() -> None:
     command = sacct_command(["12", "13_4"], since=0)
-    assert command.startswith("sacct -P -n -X -S ")
+    # steps too (no -X): their MaxRSS is the job's peak memory
+    assert command.startswith("sacct -P -n -S ")
     assert " -E now " in command and command.endswith("-j 12,13_4")
-    assert "-o JobID,State,ExitCode,End,JobName" in command
+    assert "-o JobID,State,ExitCode,End,JobName,UserCPU,SystemCPU,MaxRSS," in command
 
 
 @pytest.mark.parametrize(

@@ -19,6 +19,7 @@ import asyncssh
 from ccd.executors.ssh.link import HostLink
 from ccd.executors.ssh.mirror import RemoteRunDir
 from ccd.executors.wrapper import EXIT, LOG, parse_exit_file
+from ccd.usage import USAGE, Usage, parse_usage
 
 #: bytes at the end of a log searched for Slurm's own notice lines
 TAIL = 8192
@@ -37,6 +38,10 @@ class RunFiles(Protocol):
 
     async def sync(self) -> None:
         """Bring the local log up to date and wake its readers."""
+        ...
+
+    async def usage(self) -> Usage | None:
+        """The figures the wrapper wrote before its exit file (None: none)."""
         ...
 
     def tail(self) -> str:
@@ -113,6 +118,12 @@ class LocalRunFiles:
     async def sync(self) -> None:
         self._on_growth()  # Slurm writes the log here itself: let the reader look
 
+    async def usage(self) -> Usage | None:
+        try:
+            return parse_usage((self.run_dir / USAGE).read_text(errors="replace"))
+        except OSError:
+            return None
+
     def tail(self) -> str:
         return read_tail(self.log_path)
 
@@ -187,6 +198,10 @@ class SshRunFiles:
 
     def tail(self) -> str:
         return read_tail(self.log_path)
+
+    async def usage(self) -> Usage | None:
+        _, sftp = await self.link.ready(fail_fast=False)
+        return await self._remote.read_usage(sftp)
 
     async def close(self, exit_code: int | None) -> None:
         self.link.unfollow(f"slurm:{self._remote.remote_dir}")

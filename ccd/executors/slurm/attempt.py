@@ -13,6 +13,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 from ccd.executors.base import ExitStatus, LaunchError
@@ -28,6 +29,7 @@ from ccd.executors.slurm.model import (
 )
 from ccd.executors.slurm.poller import SlurmPoller
 from ccd.states import JobState
+from ccd.usage import Usage
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +39,8 @@ GRACE_POLLS = 3
 NOTICE_POLLS = 2
 #: after the kill's grace, how long a failing scancel keeps being retried (seconds)
 CANCEL_RETRY_FOR = 30
+#: polls an ended job waits for accounting to know its end (and what it cost)
+ACCOUNTING_POLLS = 1
 
 
 class SlurmAttempt(PolledAttempt):
@@ -57,6 +61,7 @@ class SlurmAttempt(PolledAttempt):
         self._reason: str | None = None
         self._missing = 0
         self._notice_polls = 0
+        self._accounting_polls = 0
         self.files = files(self)
         super().__init__(self.files.log_path)
         self._poller = poller
@@ -85,17 +90,24 @@ class SlurmAttempt(PolledAttempt):
             return
         if entry is not None:
             self._missing = 0
-            await self._queued(entry)
+            await self._queued(entry, record)
         elif record is not None and queue_state(record.state) is None:
-            await self._conclude(record.state, record.exit_code, record.signal, record.end)
+            await self._conclude(
+                record.state, record.exit_code, record.signal, record.end, record.usage
+            )
         else:
             await self._missed()
 
-    async def _queued(self, entry: QueueEntry) -> None:
+    async def _queued(self, entry: QueueEntry, record: Accounting | None) -> None:
         """Still in squeue's answer: pending, running, or ended within MinJobAge."""
         state = queue_state(entry.state)
         if state is None:
-            await self._conclude(entry.state, None, None)
+            if record is None or queue_state(record.state) is not None:
+                if self._accounting_lags():
+                    return  # accounting has not got the job's end (and its usage) yet
+                record = None
+            usage = None if record is None else record.usage
+            await self._conclude(entry.state, None, None, usage=usage)
             return
         # a requeued job (node failure, preemption, `scontrol requeue`) is
         # PENDING again under the same id: queued, nothing resubmitted
@@ -104,6 +116,15 @@ class SlurmAttempt(PolledAttempt):
             self._tell(state, reason)
         if state is JobState.RUNNING:
             await self.files.sync()
+
+    def _accounting_lags(self) -> bool:
+        """Whether to wait one more poll for sacct, which learns of a job's end a moment
+        after squeue (slurmctld tells slurmdbd in the background), on a cluster that
+        has accounting: its figures (all steps, srun's too) beat the wrapper's."""
+        if self._poller.sacct is not True or self._accounting_polls >= ACCOUNTING_POLLS:
+            return False
+        self._accounting_polls += 1
+        return True
 
     async def _missed(self) -> None:
         """Not in the queue any more (aged out, or Slurm lost it), no accounting.
@@ -133,7 +154,12 @@ class SlurmAttempt(PolledAttempt):
         )
 
     async def _conclude(
-        self, slurm_state: str, code: int | None, signal: int | None, end: float | None = None
+        self,
+        slurm_state: str,
+        code: int | None,
+        signal: int | None,
+        end: float | None = None,
+        usage: Usage | None = None,
     ) -> None:
         """A terminal Slurm state: the exit file gives the job's own exit code, and
         when it ended (else sacct's `end`; a new daemon may learn of it much later)."""
@@ -165,7 +191,9 @@ class SlurmAttempt(PolledAttempt):
                 exit_code, reason = None, f"killed by signal {signal} in Slurm"
             elif exit_code is None:
                 reason = "failed in Slurm"
-        await self._finish(ExitStatus(exit_code, ended, reason=reason, state=verdict.state))
+        await self._finish(
+            ExitStatus(exit_code, ended, reason=reason, state=verdict.state, usage=usage)
+        )
 
     async def _finish(self, status: ExitStatus) -> None:
         if self.exited.done():
@@ -173,7 +201,11 @@ class SlurmAttempt(PolledAttempt):
         self._poller.unfollow(self)
         with contextlib.suppress(Exception):  # the log copy is best effort at the end
             await asyncio.wait_for(self.files.sync(), 30)
-        self.settle(status)
+        wrapper: Usage | None = None
+        with contextlib.suppress(Exception):  # so are the wrapper's figures
+            wrapper = await asyncio.wait_for(self.files.usage(), 30)
+        usage = wrapper if status.usage is None else status.usage.over(wrapper)
+        self.settle(replace(status, usage=usage))
         await self.files.close(status.exit_code)
 
     # -- the engine's side -------------------------------------------------------------

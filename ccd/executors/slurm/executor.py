@@ -131,6 +131,7 @@ class SlurmExecutor:
             environment=request.environment,
             exports=request.exports,
             script=env.get("CCD_SCRIPT"),
+            self_measure=True,  # slurmstepd reaps it: it writes its own usage file
         )
         name = job_name(request.workflow_id, job.name, request.attempt)
         local_dir = self._local_dir(request.workflow_id, job.name, request.attempt)

@@ -12,18 +12,26 @@ import re
 import shlex
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
+from ccd.executors.slurm.usage import job_usage, with_step
 from ccd.spec.model import KNOWN_RESOURCES
 from ccd.states import JobState
+from ccd.usage import Usage
 
 #: squeue's output format: id, state, reason, name ('|' never occurs in them)
 SQUEUE_FORMAT = "%i|%T|%r|%j"
 #: every job of this user, finished ones too while Slurm remembers them (MinJobAge)
 SQUEUE_COMMAND = f"squeue -h -t all --me -o {shlex.quote(SQUEUE_FORMAT)}"
-#: sacct's fields, in order (with -P: '|'-separated)
-SACCT_FIELDS = ("JobID", "State", "ExitCode", "End", "JobName")
+#: sacct's fields, in order (with -P: '|'-separated); the last ones are what the job
+#: cost (`ccd.executors.slurm.usage`)
+SACCT_FIELDS = (
+    "JobID", "State", "ExitCode", "End", "JobName",
+    "UserCPU", "SystemCPU", "MaxRSS", "Elapsed", "NodeList", "Start",
+)  # fmt: skip
+#: the fields every line has (older samples, and tests, stop here)
+_SACCT_STATE_FIELDS = 5
 
 #: resources key -> sbatch option
 _OPTIONS = {
@@ -209,10 +217,11 @@ def memory_exceeded(log_tail: str) -> bool:
 
 def sacct_command(job_ids: Sequence[str], since: float) -> str:
     """One ``sacct`` for these jobs, from `since` (epoch seconds) on: without ``-S``
-    sacct looks only at today, and a job submitted before midnight would vanish."""
+    sacct looks only at today, and a job submitted before midnight would vanish.
+    Steps are listed too (no ``-X``): their MaxRSS is the job's peak memory."""
     start = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(since))
     fields = ",".join(SACCT_FIELDS)
-    return f"sacct -P -n -X -S {start} -E now -o {fields} -j {','.join(job_ids)}"
+    return f"sacct -P -n -S {start} -E now -o {fields} -j {','.join(job_ids)}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -224,6 +233,8 @@ class Accounting:
     name: str
     #: when the job ended (epoch seconds); None while sacct does not know
     end: float | None = None
+    #: what it cost, as far as accounting knows (None: sacct printed no such fields)
+    usage: Usage | None = None
 
 
 def parse_exit_code(text: str) -> tuple[int | None, int | None]:
@@ -236,15 +247,28 @@ def parse_exit_code(text: str) -> tuple[int | None, int | None]:
 
 
 def parse_sacct(text: str) -> dict[str, Accounting]:
-    """``sacct -P -n -o JobID,State,ExitCode,End,JobName``: one entry per job (not steps)."""
-    records = {}
+    """``sacct -P -n -o JobID,State,ExitCode,End,JobName,…``: one entry per job, its
+    steps' lines (``123.batch``, ``123_4.0``) folded into its usage."""
+    records: dict[str, Accounting] = {}
+    steps: list[tuple[str, str]] = []
     for line in text.splitlines():
         parts = line.strip().split("|")
-        if len(parts) < len(SACCT_FIELDS) or "." in parts[0]:
-            continue  # job steps (123.batch, 123.0) carry no job-level state
+        if len(parts) < _SACCT_STATE_FIELDS:
+            continue
+        if "." in parts[0]:
+            if len(parts) == len(SACCT_FIELDS):  # a step: only its MaxRSS counts
+                steps.append((parts[0].partition(".")[0], parts[7]))
+            continue
         code, sig = parse_exit_code(parts[2])
         end = parse_slurm_time(parts[3])
-        records[parts[0]] = Accounting(parts[0], parts[1], code, sig, parts[4], end)
+        usage = None
+        if len(parts) == len(SACCT_FIELDS):
+            usage = job_usage(parts[5], parts[6], parts[8], parts[9], parse_slurm_time(parts[10]))
+        records[parts[0]] = Accounting(parts[0], parts[1], code, sig, parts[4], end, usage)
+    for job_id, max_rss in steps:
+        record = records.get(job_id)
+        if record is not None and record.usage is not None:
+            records[job_id] = replace(record, usage=with_step(record.usage, max_rss))
     return records
 
 

@@ -26,6 +26,7 @@ from ccd.executors.slurm.model import (
     max_array_size,
     parse_sacct,
     parse_squeue,
+    queue_state,
     sacct_command,
     squeue_named_command,
 )
@@ -148,8 +149,14 @@ class SlurmPoller:
             attempt.warn(message)
 
     async def _apply(self, entries: dict[str, QueueEntry], attempts: Sequence[Tracked]) -> None:
-        missing = [a for a in attempts if a.slurm_id not in entries]
-        records = await self._accounting(missing) if missing else {}
+        # sacct for the jobs gone from the queue (how they ended) and for those squeue
+        # shows ended (what they cost): one call for all of them
+        ended = [
+            a
+            for a in attempts
+            if (entry := entries.get(a.slurm_id)) is None or queue_state(entry.state) is None
+        ]
+        records = await self._accounting(ended) if ended else {}
         results = await asyncio.gather(
             *(a.update(entries.get(a.slurm_id), records.get(a.slurm_id)) for a in attempts),
             return_exceptions=True,

@@ -14,6 +14,7 @@ import contextlib
 import logging
 import shlex
 import time
+from dataclasses import replace
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -27,11 +28,14 @@ from ccd.executors.ssh.mirror import RemoteRunDir
 from ccd.executors.wrapper import PID, WRAPPER, attempt_dir, render_wrapper
 from ccd.spec.model import Job
 from ccd.states import JobState
+from ccd.usage import Usage
 
 log = logging.getLogger(__name__)
 
 #: how often (in polls) the poller checks that a wrapper with no exit file still lives
 LIVENESS_EVERY = 10
+#: seconds the end of an attempt may wait to read its usage file
+USAGE_WAIT = 10.0
 
 
 class SshAttempt(PolledAttempt):
@@ -77,6 +81,16 @@ class SshAttempt(PolledAttempt):
                     )
                 )
 
+    async def _usage(self) -> Usage | None:
+        """What the job cost, from the ``usage`` file its wrapper wrote before ``exit``:
+        the one read of it, at the attempt's end (best effort: a host that drops now
+        leaves the attempt without figures, not without its end)."""
+        try:
+            _, sftp = await asyncio.wait_for(self.link.ready(fail_fast=False), USAGE_WAIT)
+            return await asyncio.wait_for(self.files.read_usage(sftp), USAGE_WAIT)
+        except (TimeoutError, OSError, asyncssh.Error, LaunchError):
+            return None
+
     async def _wrapper_alive(self) -> bool:
         result = await self.link.run(f"kill -0 {self.pid} 2>/dev/null && echo alive")
         return "alive" in str(result.stdout)
@@ -85,6 +99,8 @@ class SshAttempt(PolledAttempt):
         if self.exited.done():
             return
         self.link.unfollow(self.remote_dir)
+        if status.exit_code is not None:
+            status = replace(status, usage=await self._usage())
         self.settle(status)
         await self.files.close(status.exit_code)
 
@@ -169,6 +185,7 @@ class SshExecutor:
             environment=request.environment,
             exports=request.exports,
             script=env.get("CCD_SCRIPT"),
+            self_measure=True,  # no daemon reaps it: it writes its own usage file
         )
         d = shlex.quote(remote_dir)
         # One exec channel: create the run directory, write the wrapper from stdin,

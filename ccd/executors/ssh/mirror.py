@@ -20,6 +20,10 @@ import asyncssh
 from ccd.executors.follow import CHUNK
 from ccd.executors.ssh.link import HostLink
 from ccd.executors.wrapper import EXIT, LOG, parse_exit_file
+from ccd.usage import USAGE, Usage, parse_usage
+
+#: the most a usage file can hold that is worth reading (one short line)
+_USAGE_MAX = 4096
 
 
 class RemoteRunDir:
@@ -55,6 +59,15 @@ class RemoteRunDir:
         except asyncssh.SFTPNoSuchFile:
             return None, time.time()
         return parse_exit_file(raw.decode(errors="replace")), float(attrs.mtime or time.time())
+
+    async def read_usage(self, sftp: asyncssh.SFTPClient) -> Usage | None:
+        """The figures the wrapper wrote before its exit file (None: it wrote none)."""
+        try:
+            async with sftp.open(f"{self.remote_dir}/{USAGE}", "rb") as fh:
+                raw: bytes = await fh.read(_USAGE_MAX)
+        except (OSError, asyncssh.SFTPError):
+            return None
+        return parse_usage(raw.decode(errors="replace"))
 
     async def drain(self, sftp: asyncssh.SFTPClient) -> None:
         """Append whatever the remote log gained since the last look to the local copy."""
