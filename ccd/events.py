@@ -34,6 +34,12 @@ class EventKind(StrEnum):
     JOB_OUTPUT = "job.output"
     #: data: {message}; something the user should see, never fatal
     JOB_WARNING = "job.warning"
+    #: a notification was delivered; the event's job is the failed job it was about.
+    #: data: {notice (its id: the trigger's seq and the notifier's digest), on (the
+    #: event it told of), to (the notifier, without URL), attempts, trigger (a seq)}
+    NOTIFY_SENT = "notify.sent"
+    #: a notification was given up after its last attempt: notify.sent's data, and error
+    NOTIFY_FAILED = "notify.failed"
 
 
 @dataclass(frozen=True, slots=True)

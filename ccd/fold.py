@@ -140,7 +140,9 @@ class Fold:
             EventKind.JOB_LAUNCHED: Fold._launched,
             EventKind.JOB_PROGRESS: Fold._progress,
             EventKind.JOB_OUTPUT: Fold._output,
-            EventKind.JOB_WARNING: Fold._warning,
+            EventKind.JOB_WARNING: Fold._remark,
+            EventKind.NOTIFY_SENT: Fold._remark,
+            EventKind.NOTIFY_FAILED: Fold._remark,
         }
         # Keyed by the plain string (a str-Enum member hashes and compares equal
         # to it), so either finds the handler and the value to store, without the
@@ -305,8 +307,9 @@ class Fold:
         row.outputs = dumps(outputs)
         self._touch(row, float(event.time))
 
-    def _warning(self, event: Event) -> None:
-        # No row changes, but the event must still belong to something that exists.
+    def _remark(self, event: Event) -> None:
+        # A warning, a notification's outcome: no row changes, but the event must
+        # still belong to something that exists.
         if event.job is None:
             self._workflow(event)
         else:

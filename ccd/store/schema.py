@@ -133,8 +133,14 @@ async def _spec_last_v3(db: aiosqlite.Connection) -> None:
     await db.execute("ALTER TABLE workflows RENAME COLUMN spec_last TO spec")
 
 
+async def _cursors_v4(db: aiosqlite.Connection) -> None:
+    # How far a follower of the event log (the notifier) has dealt with it: a new
+    # daemon goes on from there, neither repeating older events nor skipping any.
+    await db.execute("CREATE TABLE cursors (name TEXT PRIMARY KEY, seq INTEGER NOT NULL)")
+
+
 #: ``MIGRATIONS[v]`` takes the schema from version ``v`` to ``v + 1``.
-MIGRATIONS: list[Migration] = [_create_v1, _jobs_by_position_v2, _spec_last_v3]
+MIGRATIONS: list[Migration] = [_create_v1, _jobs_by_position_v2, _spec_last_v3, _cursors_v4]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

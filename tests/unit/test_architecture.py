@@ -25,6 +25,7 @@ CORE = (
     "ccd.logscan",
     "ccd.expand",
     "ccd.resources",
+    "ccd.notify",
 )
 EDGES = ("ccd.executors", "ccd.store", "ccd.api", "ccd.cli", "ccd.daemon", "ccd.engine")
 
