@@ -89,6 +89,7 @@ class Workflow:
         *,
         concurrency: int | None = None,
         params: Mapping[str, Any] | None = None,
+        notify: Sequence[Mapping[str, Any]] | None = None,
         defaults: Mapping[str, Any] | None = None,
         base_dir: str | os.PathLike[str] | None = None,
     ) -> None:
@@ -99,6 +100,9 @@ class Workflow:
         if params is not None:
             # submit-time parameters, as a file's params: block writes them
             self._top["params"] = _plain(params)
+        if notify is not None:
+            # notifiers ({on: [...], webhook: URL}, ...), as a file's notify: lists them
+            self._top["notify"] = _plain(list(notify))
         if defaults is not None:
             self._top["defaults"] = _plain(defaults)
         #: where relative paths are read from

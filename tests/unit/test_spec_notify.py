@@ -194,3 +194,17 @@ def test_the_daemon_config_says_every_problem_with_its_line(tmp_path: Path) -> N
 def test_a_config_built_in_code_gets_the_same_checks() -> None:
     with pytest.raises(ValueError, match="unknown event 'x' in on"):
         DaemonConfig.model_validate({"notify": [{"on": ["x"], "webhook": "https://e.org/h"}]})
+
+
+def test_the_python_api_takes_notifiers_with_the_same_checks() -> None:
+    from ccd.sdk.builder import Workflow
+
+    flow = Workflow("n", notify=[{"on": ["failed"], "webhook": "https://e.org/h"}])
+    flow.job("a", run="true")
+    assert flow.validate(known_hosts=()).notify == [
+        Notifier(on=["failed"], webhook="https://e.org/h")
+    ]
+    bad = Workflow("n", notify=[{"on": ["faild"], "webhook": "https://e.org/h"}])
+    bad.job("a", run="true")
+    with pytest.raises(SpecError, match=r"unknown event 'faild' in on \(did you mean 'failed'\?\)"):
+        bad.validate(known_hosts=())
