@@ -113,7 +113,8 @@ class Notifications:
         while True:
             while await self._look():
                 pass
-            await self._store.wait_for_seq(self._seen)
+            if await self._store.wait_for_seq(self._seen) <= self._seen:
+                return  # no new event, so the store let its waiters go: the daemon stops
             # the first commit after a quiet spell is looked at at once; a busy log
             # is looked at every LOOK_EVERY, whatever number of commits that is
             pause = self._looked + LOOK_EVERY - time.monotonic()

@@ -226,3 +226,16 @@ async def test_a_deleted_workflow_owes_nothing(store: Store, tmp_path: Path) -> 
         await notifications.close()
     assert sent["workflow_id"] == "e5f6a7b8"
     assert await store.query(lambda db: ledger.cursor(db, CURSOR)) == store.last_seq
+
+
+async def test_it_stops_following_when_the_store_lets_its_waiters_go(store: Store) -> None:
+    """Shutdown releases the store's waiters first: the follower must end, not spin
+    (a follower that loops without waiting holds the event loop: pytest-timeout ends it)."""
+    notifications = Notifications(store, configured([{"command": "true"}]))
+    await notifications.start()
+    await submit(store)
+    await asyncio.sleep(0.05)  # the follower looked, and waits for the next commit
+    store.release_waiters()
+    await asyncio.sleep(0.05)  # the loop goes on: the follower let it
+    await notifications.close()
+    assert await store.query(lambda db: ledger.cursor(db, CURSOR)) == store.last_seq
