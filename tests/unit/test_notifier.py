@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from ccd.config import DaemonConfig
-from ccd.daemon.notifier import CURSOR, Notifications
+from ccd.daemon.notifier import CURSOR, LOOK_EVERY, Notifications
 from ccd.events import Event, EventKind
 from ccd.spec.validate import load_workflow_text
 from ccd.store import Store
@@ -234,8 +234,9 @@ async def test_it_stops_following_when_the_store_lets_its_waiters_go(store: Stor
     notifications = Notifications(store, configured([{"command": "true"}]))
     await notifications.start()
     await submit(store)
-    await asyncio.sleep(0.05)  # the follower looked, and waits for the next commit
+    # a quiet spell longer than its pace, so the wake-up is looked at at once
+    await asyncio.sleep(2 * LOOK_EVERY)
     store.release_waiters()
-    await asyncio.sleep(0.05)  # the loop goes on: the follower let it
+    await asyncio.sleep(0)  # it wakes, and must give the loop back
     await notifications.close()
     assert await store.query(lambda db: ledger.cursor(db, CURSOR)) == store.last_seq
