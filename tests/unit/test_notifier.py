@@ -230,13 +230,17 @@ async def test_a_deleted_workflow_owes_nothing(store: Store, tmp_path: Path) -> 
 
 async def test_it_stops_following_when_the_store_lets_its_waiters_go(store: Store) -> None:
     """Shutdown releases the store's waiters first: the follower must end, not spin
-    (a follower that loops without waiting holds the event loop: pytest-timeout ends it)."""
+    (one looping without a wait holds the event loop until pytest-timeout breaks in)."""
     notifications = Notifications(store, configured([{"command": "true"}]))
     await notifications.start()
     await submit(store)
     # a quiet spell longer than its pace, so the wake-up is looked at at once
     await asyncio.sleep(2 * LOOK_EVERY)
     store.release_waiters()
-    await asyncio.sleep(0)  # it wakes, and must give the loop back
+    follower = notifications._follower
+    assert follower is not None
+    for _ in range(10):  # it wakes, sees nothing new, and ends
+        await asyncio.sleep(0)
+    assert follower.done() and not follower.cancelled() and follower.exception() is None
     await notifications.close()
     assert await store.query(lambda db: ledger.cursor(db, CURSOR)) == store.last_seq
