@@ -226,3 +226,21 @@ def test_outcome_events_fold_into_no_row_and_read_as_a_line() -> None:
         "workflow notifying webhook hooks.example.org (job_failed) failed after 8 attempt(s): "
         "HTTP 503 Service Unavailable"
     )
+
+
+def test_watch_shows_an_outcome_as_a_line_and_changes_nothing() -> None:
+    from ccd.cli.watch import WatchModel
+    from tests.unit.cli_data import event, make_job, make_status
+
+    model = WatchModel(make_status(make_job("train", "failed", attempt=2), state="failed"))
+    before = (repr(model.workflow), repr(model.jobs))
+    data = {"notice": "9-x", "on": "job_failed", "to": "command notify-send", "attempts": 1}
+    [line] = model.apply(event("notify.sent", "train", data, at=5))
+    assert line.endswith(" train notified command notify-send (job_failed)")
+    failed = {**data, "attempts": 3, "error": "the command exited 1"}
+    [line] = model.apply(event("notify.failed", None, failed, at=6))
+    assert line.endswith(
+        " workflow notifying command notify-send (job_failed) failed after 3 attempt(s): "
+        "the command exited 1"
+    )
+    assert (repr(model.workflow), repr(model.jobs)) == before
