@@ -82,8 +82,10 @@ class Sender:
             )
         headers = {"Content-Type": "application/json", "Idempotency-Key": str(body["id"])}
         try:
-            response = await self._http.post(url, content=dumps(dict(body)), headers=headers)
-        except httpx.TimeoutException:
+            # httpx's timeout bounds each step; this, the whole exchange
+            async with asyncio.timeout(self._timeout):
+                response = await self._http.post(url, content=dumps(dict(body)), headers=headers)
+        except (httpx.TimeoutException, TimeoutError):
             raise AttemptFailed(f"no answer within {self._timeout:g}s") from None
         except httpx.HTTPError as exc:
             # the URL may hold a token: it never goes into an event or a log line

@@ -51,6 +51,8 @@ LOOK_EVERY = 0.02
 #: while events flow, the cursor is written at most this often (and at shutdown);
 #: a daemon that dies reads the events since the last write again, and sends none twice
 CURSOR_EVERY = 10.0
+#: seconds before the follower reads the log again after failing to
+AGAIN = 5.0
 #: attempts under way at once (commands and mails are processes)
 PARALLEL = 8
 #: workflows whose own notifiers are remembered (a job's failures ask again and again)
@@ -110,6 +112,15 @@ class Notifications:
 
     # -- following the log ------------------------------------------------------------
     async def _follow(self) -> None:
+        while True:
+            try:
+                await self._follow_log()
+                return
+            except Exception:  # a bug, or a database locked for long by another program
+                log.exception("notifier: could not read the event log; again in %gs", AGAIN)
+                await asyncio.sleep(AGAIN)
+
+    async def _follow_log(self) -> None:
         while True:
             while await self._look():
                 pass

@@ -18,8 +18,10 @@ from typing import Any
 import pytest
 
 from ccd.config import DaemonConfig
+from ccd.daemon.deliver import AttemptFailed, Sender
 from ccd.daemon.notifier import CURSOR, LOOK_EVERY, Notifications
 from ccd.events import Event, EventKind
+from ccd.spec.notify import Notifier
 from ccd.spec.validate import load_workflow_text
 from ccd.store import Store
 from ccd.store import notify as ledger
@@ -244,3 +246,30 @@ async def test_it_stops_following_when_the_store_lets_its_waiters_go(store: Stor
     assert follower.done() and not follower.cancelled() and follower.exception() is None
     await notifications.close()
     assert await store.query(lambda db: ledger.cursor(db, CURSOR)) == store.last_seq
+
+
+async def test_a_webhook_that_never_answers_is_a_failed_attempt_worth_another() -> None:
+    done = asyncio.Event()
+
+    async def hold(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read(1 << 16)  # the request; no answer until the test ends
+        await done.wait()
+        writer.close()
+
+    server = await asyncio.start_server(hold, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    sender = Sender(timeout=0.3)
+    body = {"id": "1-x", "summary": "s"}
+    try:
+        with pytest.raises(AttemptFailed) as silent:
+            await sender.send(Notifier(webhook=f"http://127.0.0.1:{port}/t0k3n"), body)
+        assert (silent.value.message, silent.value.retry) == ("no answer within 0.3s", True)
+        server.close()
+        await server.wait_closed()
+        with pytest.raises(AttemptFailed) as refused:  # nothing listens there now
+            await sender.send(Notifier(webhook=f"http://127.0.0.1:{port}/t0k3n"), body)
+        assert refused.value.retry and "t0k3n" not in refused.value.message
+    finally:
+        done.set()
+        server.close()
+        await sender.close()
