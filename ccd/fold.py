@@ -140,9 +140,10 @@ class Fold:
             EventKind.JOB_LAUNCHED: Fold._launched,
             EventKind.JOB_PROGRESS: Fold._progress,
             EventKind.JOB_OUTPUT: Fold._output,
-            EventKind.JOB_WARNING: Fold._remark,
-            EventKind.NOTIFY_SENT: Fold._remark,
-            EventKind.NOTIFY_FAILED: Fold._remark,
+            # no row changes, as for a warning
+            EventKind.NOTIFY_SENT: Fold._warning,
+            EventKind.NOTIFY_FAILED: Fold._warning,
+            EventKind.JOB_WARNING: Fold._warning,
         }
         # Keyed by the plain string (a str-Enum member hashes and compares equal
         # to it), so either finds the handler and the value to store, without the
@@ -307,9 +308,8 @@ class Fold:
         row.outputs = dumps(outputs)
         self._touch(row, float(event.time))
 
-    def _remark(self, event: Event) -> None:
-        # A warning, a notification's outcome: no row changes, but the event must
-        # still belong to something that exists.
+    def _warning(self, event: Event) -> None:
+        # No row changes, but the event must still belong to something that exists.
         if event.job is None:
             self._workflow(event)
         else:

@@ -193,12 +193,12 @@ _EVENT_TEXT: dict[str, Callable[[Mapping[str, Any]], str]] = {
     "workflow.state": _state_text,
     "job.progress": _progress_text,
     "job.output": lambda d: f"output {one_line(d.get('key'))}={one_line(d.get('value'), 80)}",
+    "notify.sent": _notified_text,
+    "notify.failed": _notified_text,
     "job.warning": lambda d: f"warning: {one_line(d.get('message', ''))}",
     "job.launched": lambda d: f"launched attempt {d.get('attempt')}",
     "workflow.submitted": lambda d: f"submitted {one_line(d.get('name'))}",
     "workflow.jobs_added": _added_text,
-    "notify.sent": _notified_text,
-    "notify.failed": _notified_text,
 }
 
 

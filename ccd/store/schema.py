@@ -136,7 +136,9 @@ async def _spec_last_v3(db: aiosqlite.Connection) -> None:
 async def _cursors_v4(db: aiosqlite.Connection) -> None:
     # How far a follower of the event log (the notifier) has dealt with it: a new
     # daemon goes on from there, neither repeating older events nor skipping any.
-    await db.execute("CREATE TABLE cursors (name TEXT PRIMARY KEY, seq INTEGER NOT NULL)")
+    await db.execute(
+        "CREATE TABLE IF NOT EXISTS cursors (name TEXT PRIMARY KEY, seq INTEGER NOT NULL)"
+    )
 
 
 #: ``MIGRATIONS[v]`` takes the schema from version ``v`` to ``v + 1``.
