@@ -100,11 +100,11 @@ class Workflow:
         if params is not None:
             # submit-time parameters, as a file's params: block writes them
             self._top["params"] = _plain(params)
+        if defaults is not None:
+            self._top["defaults"] = _plain(defaults)
         if notify is not None:
             # notifiers ({on: [...], webhook: URL}, ...), as a file's notify: lists them
             self._top["notify"] = _plain(list(notify))
-        if defaults is not None:
-            self._top["defaults"] = _plain(defaults)
         #: where relative paths are read from
         self.base_dir = directory_of(site.file) if base_dir is None else Path(base_dir).absolute()
         #: the file problems and `ccctl ls` name: the Python file that built it

@@ -134,8 +134,8 @@ class Workflow(BaseModel):
     jobs: dict[str, Job]
     #: the file it came from, or "<string>"
     source: str = "<string>"
-    #: submit-time parameters: each one's value (its default, or given at submit)
-    params: dict[str, Any] = Field(default_factory=dict)
     #: who hears of its end or its jobs' failures (ccd.spec.notify), besides the
     #: daemon config's own notifiers
     notify: list[Notifier] = Field(default_factory=list)
+    #: submit-time parameters: each one's value (its default, or given at submit)
+    params: dict[str, Any] = Field(default_factory=dict)

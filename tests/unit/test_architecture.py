@@ -24,8 +24,8 @@ CORE = (
     "ccd.markers",
     "ccd.logscan",
     "ccd.expand",
-    "ccd.resources",
     "ccd.notify",
+    "ccd.resources",
 )
 EDGES = ("ccd.executors", "ccd.store", "ccd.api", "ccd.cli", "ccd.daemon", "ccd.engine")
 
