@@ -9,6 +9,7 @@ the other, so no two compete for the CPUs:
     logs.py        a job writing 1 GB
     store.py       events/s through the batched writer
     import_cost.py `import ccd` and the Python API's imports against `python -c pass`
+    notify.py      the notifier following the store; workflow end → webhook received
     ssh.py         SSH throughput and marker latency (root: it starts sshd)
     slurm.py       Slurm figures (root: it starts a single-node cluster); prints the
                    same rows with --json. Were it missing, a row would say so
@@ -42,7 +43,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import ROOT, SCRATCH_ENV, Row, rows_from_json, table
 
-BENCHES = ("throughput", "scale", "latency", "logs", "store", "import_cost", "ssh", "slurm", "ui")
+BENCHES = (
+    "throughput", "scale", "latency", "logs", "store", "notify", "import_cost", "ssh", "slurm",
+    "ui",
+)  # fmt: skip
 #: the benchmarks `--fallbacks` runs again with the portable mechanisms
 FALLBACK_BENCHES = ("throughput", "latency")
 
@@ -70,7 +74,7 @@ def command(name: str, quick: bool, repeat: int, fallbacks: bool = False) -> lis
         args.append("--fallbacks")
     if name == "throughput":
         args += ["--repeat", str(repeat)]
-    elif name in ("scale", "latency", "logs", "store", "ui") and quick:
+    elif name in ("scale", "latency", "logs", "store", "notify", "ui") and quick:
         args.append("--quick")
     elif name == "slurm" and quick:
         args += ["--jobs", "100"]

@@ -11,8 +11,10 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from ccd import paths
-from ccd.errors import CcdError
+from ccd.errors import CcdError, Problem
 from ccd.resources import check_device_ids, parse_mem
+from ccd.spec.hints import Suggestions
+from ccd.spec.notify import Notifier, checked_notify
 
 
 def default_local_slots() -> int:
@@ -139,6 +141,22 @@ class WebSettings(BaseModel):
         return host.strip("[]"), int(port)
 
 
+class NotifyDelivery(BaseModel):
+    """How hard a notification is tried: ``notify_delivery: {attempts: 8, delay: 2}``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    #: attempts in all for one notification, the first one included
+    attempts: int = Field(default=8, ge=1)
+    #: seconds before the first retry; each later one waits `backoff` times longer
+    delay: float = Field(default=2.0, ge=0)
+    backoff: float = Field(default=2.0, ge=1)
+    #: the longest wait between two attempts (by default the tries span ~3 minutes)
+    max_delay: float = Field(default=60.0, ge=0)
+    #: seconds one attempt may take: a webhook's answer, a command's or sendmail's run
+    timeout: float = Field(default=10.0, gt=0)
+
+
 class DaemonConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -158,6 +176,18 @@ class DaemonConfig(BaseModel):
     environment: dict[str, str] = Field(default_factory=dict)
     #: the web dashboard, listening from the start (else from the first ``ccctl ui``)
     web: WebSettings | None = None
+    #: notifiers of every workflow (ccd.spec.notify), besides a workflow's own
+    notify: list[Notifier] = Field(default_factory=list)
+    notify_delivery: NotifyDelivery = Field(default_factory=NotifyDelivery)
+
+    @field_validator("notify", mode="before")
+    @classmethod
+    def _notifiers(cls, value: Any) -> Any:
+        # the checks a workflow's notify: gets (load_config reports them with lines)
+        notifiers, reports = checked_notify(value, Suggestions(), root=())
+        if reports:
+            raise ValueError("; ".join(message for _, _, message, _ in reports))
+        return notifiers
 
     def ssh_config_path(self) -> Path:
         return self.ssh_config or Path.home() / ".ssh" / "config"
@@ -198,10 +228,10 @@ def ssh_config_aliases(path: Path) -> set[str]:
     return names
 
 
-def _describe(err: ValidationError, source: Path) -> str:
-    lines = [f"{source}: invalid daemon config"]
-    fields = set(DaemonConfig.model_fields) | set(HostConfig.model_fields)
-    for item in err.errors():
+def _describe(err: ValidationError | None, source: Path, more: list[str]) -> str:
+    lines = [f"{source}: invalid daemon config", *more]
+    fields = {*DaemonConfig.model_fields, *HostConfig.model_fields, *NotifyDelivery.model_fields}
+    for item in err.errors() if err is not None else []:
         where = ".".join(str(p) for p in item["loc"])
         msg = item["msg"]
         if item["type"] == "extra_forbidden":
@@ -226,7 +256,30 @@ def load_config(path: str | os.PathLike[str] | None = None) -> DaemonConfig:
         raise CcdError(f"{source}: not valid YAML: {exc}") from exc
     if not isinstance(data, dict):
         raise CcdError(f"{source}: the config must be a mapping of settings")
+    notify = _notify_problems(source, data)
+    if notify:  # the rest is still checked, so every problem is told at once
+        data = {key: value for key, value in data.items() if key != "notify"}
     try:
-        return DaemonConfig.model_validate(data)
+        config = DaemonConfig.model_validate(data)
     except ValidationError as exc:
-        raise CcdError(_describe(exc, source)) from exc
+        raise CcdError(_describe(exc, source, notify)) from exc
+    if notify:
+        raise CcdError(_describe(None, source, notify))
+    return config
+
+
+def _notify_problems(source: Path, data: dict[Any, Any]) -> list[str]:
+    """The ``notify:`` list's problems, each at its line (as a workflow's are)."""
+    if "notify" not in data:
+        return []
+    _, reports = checked_notify(data["notify"], Suggestions())
+    if not reports:
+        return []
+    from ccd.spec.loader import load_yaml  # only now: positions cost a second parse
+
+    positions = load_yaml(source.read_bytes(), str(source)).positions
+    lines = []
+    for path, code, message, at_key in reports:
+        line, column = positions.key(path) if at_key else positions.value(path)
+        lines.append(f"  {Problem(str(source), line, column, code, message)}")
+    return lines

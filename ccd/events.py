@@ -35,6 +35,12 @@ class EventKind(StrEnum):
     JOB_PROGRESS = "job.progress"
     #: data: {key, value}; a small value children can use
     JOB_OUTPUT = "job.output"
+    #: a notification was delivered; the event's job is the failed job it was about.
+    #: data: {notice (its id: the trigger's seq and the notifier's digest), on (the
+    #: event it told of), to (the notifier, without URL), attempts, trigger (a seq)}
+    NOTIFY_SENT = "notify.sent"
+    #: a notification was given up after its last attempt: notify.sent's data, and error
+    NOTIFY_FAILED = "notify.failed"
     #: data: {message}; something the user should see, never fatal
     JOB_WARNING = "job.warning"
     #: data: {key, parts, origin: {workflow_id, job, attempt}, outputs, reason}; the

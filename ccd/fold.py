@@ -145,6 +145,9 @@ class Fold:
             EventKind.JOB_LAUNCHED: Fold._launched,
             EventKind.JOB_PROGRESS: Fold._progress,
             EventKind.JOB_OUTPUT: Fold._output,
+            # no row changes, as for a warning
+            EventKind.NOTIFY_SENT: Fold._warning,
+            EventKind.NOTIFY_FAILED: Fold._warning,
             EventKind.JOB_WARNING: Fold._warning,
             EventKind.JOB_CACHED: Fold._cached,
             EventKind.JOB_USAGE: Fold._usage,

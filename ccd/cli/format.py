@@ -186,11 +186,28 @@ def _usage_text(data: Mapping[str, Any]) -> str:
     return text
 
 
+def _notified_text(data: Mapping[str, Any]) -> str:
+    """`notified webhook hooks.example.org (failed)`; `notifying mail to a@b failed …`."""
+    to, on, tries = (
+        one_line(data.get("to", "?")),
+        one_line(data.get("on", "?")),
+        data.get("attempts"),
+    )
+    if "error" in data:
+        after = f" after {tries} attempt(s)" if isinstance(tries, int) else ""
+        return f"notifying {to} ({on}) failed{after}: {one_line(data['error'])}"
+    return f"notified {to} ({on}" + (
+        f", attempt {tries})" if isinstance(tries, int) and tries > 1 else ")"
+    )
+
+
 _EVENT_TEXT: dict[str, Callable[[Mapping[str, Any]], str]] = {
     "job.state": _state_text,
     "workflow.state": _state_text,
     "job.progress": _progress_text,
     "job.output": lambda d: f"output {one_line(d.get('key'))}={one_line(d.get('value'), 80)}",
+    "notify.sent": _notified_text,
+    "notify.failed": _notified_text,
     "job.warning": lambda d: f"warning: {one_line(d.get('message', ''))}",
     "job.launched": lambda d: f"launched attempt {d.get('attempt')}",
     "workflow.submitted": lambda d: f"submitted {one_line(d.get('name'))}",

@@ -23,6 +23,7 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from ccd.api import create_app
 from ccd.config import DaemonConfig
+from ccd.daemon.notifier import Notifications
 from ccd.daemon.sockets import bind_unix_socket, notify_systemd, systemd_socket
 from ccd.daemon.web import WebListener
 from ccd.engine import Engine
@@ -130,6 +131,9 @@ class Daemon:
         for sig in HANDLED_SIGNALS:
             loop.add_signal_handler(sig, self._on_signal, sig, None)
         self.store = await Store.open(cfg.database)
+        # before the engine records anything: its cursor is where the last daemon left off
+        notifications = Notifications(self.store, cfg)
+        await notifications.start()
         mechanisms = self.mechanisms
         self.filewatch = FileWatcher(inotify=mechanisms.files == "inotify")
         self.filewatch.start()
@@ -163,7 +167,9 @@ class Daemon:
                 await asyncio.wait_for(serving, SHUTDOWN_GRACE + 1)
             # 2. stop driving workflows (jobs keep running)
             await self.engine.close()
-            # 3. everything recorded reaches the database
+            # 3. stop notifying: what is owed is sent by the next daemon
+            await notifications.close()
+            # 4. everything recorded reaches the database
             await self.store.close()
             await self.filewatch.close()
             await self.executors.close()

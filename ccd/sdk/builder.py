@@ -89,6 +89,7 @@ class Workflow:
         *,
         concurrency: int | None = None,
         params: Mapping[str, Any] | None = None,
+        notify: Sequence[Mapping[str, Any]] | None = None,
         defaults: Mapping[str, Any] | None = None,
         base_dir: str | os.PathLike[str] | None = None,
         resume: bool | None = None,
@@ -105,6 +106,9 @@ class Workflow:
             self._top["resume"] = resume
         if defaults is not None:
             self._top["defaults"] = _plain(defaults)
+        if notify is not None:
+            # notifiers ({on: [...], webhook: URL}, ...), as a file's notify: lists them
+            self._top["notify"] = _plain(list(notify))
         #: where relative paths are read from
         self.base_dir = directory_of(site.file) if base_dir is None else Path(base_dir).absolute()
         #: the file problems and `ccctl ls` name: the Python file that built it

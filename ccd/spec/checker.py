@@ -26,6 +26,7 @@ from ccd.spec.graph import graph_problems
 from ccd.spec.hints import Suggestions, show, what
 from ccd.spec.model import RUN_WORKDIR, ExecutorKind, Workflow
 from ccd.spec.names import name_problem, safe_name
+from ccd.spec.notify import checked_notify
 from ccd.spec.params import checked_params
 from ccd.spec.positions import PathKey, PositionLookup, Report, path_part
 from ccd.spec.references import reference_problems
@@ -34,7 +35,7 @@ from ccd.spec.toplevel import top_concurrency, top_resume
 #: more problems than this are summarised in one last problem
 MAX_PROBLEMS: Final = 500
 
-TOP_KEYS: Final = ("name", "concurrency", "params", "resume", "defaults", "jobs")
+TOP_KEYS: Final = ("name", "concurrency", "params", "resume", "notify", "defaults", "jobs")
 #: every key a job may have, in the order they are checked
 JOB_KEYS: Final = tuple(FIELD_CHECKS)
 _JOB_KEY_SET: Final = frozenset(JOB_KEYS)
@@ -113,6 +114,8 @@ class Checker:
         self.report_all(reports)
         params, reports = checked_params(data.get("params"), self.given_params, self.suggest)
         self.report_all(reports)
+        notify, reports = checked_notify(data.get("notify"), self.suggest)
+        self.report_all(reports)
         defaults = self._defaults(data)
         drafts = self._jobs(data, defaults)
         self.report_all(graph_problems(drafts, self.suggest))
@@ -130,6 +133,7 @@ class Checker:
             source=self.source,
             params=params,
             resume=resume,
+            notify=notify,
         )
 
     def _from_cloudmesh(self, data: dict[Any, Any]) -> dict[Any, Any]:

@@ -75,6 +75,9 @@ def export_data(dumped: dict[str, Any]) -> dict[str, Any]:
     data: dict[str, Any] = {"name": dumped["name"]}
     if dumped.get("concurrency") is not None:
         data["concurrency"] = dumped["concurrency"]
+    if dumped.get("notify"):
+        # each notifier as a file writes it: its keys that are set
+        data["notify"] = [{k: v for k, v in n.items() if v is not None} for n in dumped["notify"]]
     if dumped.get("params"):
         # the values it ran with, as defaults: resubmitted as is, it runs the same
         data["params"] = dict(dumped["params"])

@@ -13,6 +13,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from ccd.spec.notify import Notifier
+
 #: A job name: becomes a path component and an environment-variable suffix.
 JOB_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
 
@@ -143,6 +145,9 @@ class Workflow(BaseModel):
     jobs: dict[str, Job]
     #: the file it came from, or "<string>"
     source: str = "<string>"
+    #: who hears of its end or its jobs' failures (ccd.spec.notify), besides the
+    #: daemon config's own notifiers
+    notify: list[Notifier] = Field(default_factory=list)
     #: submit-time parameters: each one's value (its default, or given at submit)
     params: dict[str, Any] = Field(default_factory=dict)
     #: reuse earlier runs of jobs whose cache key is unchanged (``--resume``)

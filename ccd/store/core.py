@@ -195,6 +195,10 @@ class Store:
         self._queue.put_nowait(_Op(run, future))
         return await asyncio.shield(future)
 
+    async def query(self, run: Callable[[aiosqlite.Connection], Awaitable[_T]]) -> _T:
+        """`run(read connection)`: a read of this package's own (`ccd.store.notify`)."""
+        return await run(self._read_db)
+
     async def expired(self, cutoff: float, exclude: Container[str] = ()) -> gc.Expired:
         """Finished workflows that ended before `cutoff`: what `delete_expired` would delete."""
         return await gc.select_expired(self._read_db, cutoff, exclude)

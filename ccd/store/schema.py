@@ -160,8 +160,18 @@ async def _cache_v4(db: aiosqlite.Connection) -> None:
     await db.execute("CREATE INDEX cache_origin ON cache (origin_workflow)")
 
 
+async def _cursors_v5(db: aiosqlite.Connection) -> None:
+    # How far a follower of the event log (the notifier) has dealt with it: a new
+    # daemon goes on from there, neither repeating older events nor skipping any.
+    await db.execute(
+        "CREATE TABLE IF NOT EXISTS cursors (name TEXT PRIMARY KEY, seq INTEGER NOT NULL)"
+    )
+
+
 #: ``MIGRATIONS[v]`` takes the schema from version ``v`` to ``v + 1``.
-MIGRATIONS: list[Migration] = [_create_v1, _jobs_by_position_v2, _spec_last_v3, _cache_v4]
+MIGRATIONS: list[Migration] = [
+    _create_v1, _jobs_by_position_v2, _spec_last_v3, _cache_v4, _cursors_v5,
+]  # fmt: skip
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

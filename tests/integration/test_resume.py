@@ -198,7 +198,8 @@ def test_keys_survive_a_daemon_crash(daemon: DaemonProc, tmp_path: Path) -> None
     daemon.stop(signal.SIGKILL)
     daemon.start()
     gate.touch()
-    assert daemon.wait_final(first)["state"] == "succeeded"
+    status = daemon.wait_final(first)
+    assert status["state"] == "succeeded", [(j["name"], j["reason"]) for j in status["jobs"]]
     assert ledger.read_text().split() == ["a", "b", "c"]
     second = _submit(daemon, wf, "--resume")
     assert ledger.read_text().split() == ["a", "b", "c"]

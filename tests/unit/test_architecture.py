@@ -24,6 +24,7 @@ CORE = (
     "ccd.markers",
     "ccd.logscan",
     "ccd.expand",
+    "ccd.notify",
     "ccd.resources",
     "ccd.caching",
     "ccd.usage",
