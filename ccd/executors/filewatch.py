@@ -3,8 +3,10 @@
 Reading a log only when the kernel says it changed keeps hundreds of running
 jobs from costing a timer each.  Where inotify is not available (not Linux, its
 watch limit reached, or the ``files`` fallback forced: `ccd.platform`) a reader
-falls back to a timed re-read every `FALLBACK_INTERVAL`.  `asyncinotify` is
-imported only when inotify is used: it does not import elsewhere.
+falls back to a timed re-read every `FALLBACK_INTERVAL`: one timer wakes every
+such reader at once (a timeout per reader and wake-up cost 17% of a core with
+500 jobs running, see docs/benchmarks.md).  `asyncinotify` is imported only
+when inotify is used: it does not import elsewhere.
 
 One directory often has several readers (the engine's marker scan and each
 `ccctl logs -f` of the job), but the kernel gives one inotify instance a single
@@ -46,21 +48,25 @@ class FileWatch:
         self.changed = asyncio.Event()
         self._watcher = watcher
         self._watch = watch
+        self._polled = watch is None
 
     @property
     def timeout(self) -> float | None:
-        return None if self._watch is not None else FALLBACK_INTERVAL
+        """None with inotify; else the re-read interval (`changed` is set that often)."""
+        return FALLBACK_INTERVAL if self._polled else None
 
     async def wait(self) -> None:
-        """Wait for a change (or the fallback interval), then re-arm."""
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self.changed.wait(), self.timeout)
+        """Wait for a change (or the re-read's tick), then re-arm."""
+        await self.changed.wait()
         self.changed.clear()
 
     def close(self) -> None:
         if self._watch is not None:
             self._watcher.remove(self, self._watch)
             self._watch = None
+        elif self._polled:
+            self._watcher.unpoll(self)
+            self._polled = False
 
 
 class FileWatcher:
@@ -72,6 +78,9 @@ class FileWatcher:
         # by watch descriptor: every subscriber of that path (insertion-ordered set)
         self._subscribers: dict[int, dict[FileWatch, None]] = {}
         self._task: asyncio.Task[None] | None = None
+        #: readers without an inotify watch, and the timer that wakes them all
+        self._polled: dict[FileWatch, None] = {}
+        self._tick: asyncio.TimerHandle | None = None
 
     @property
     def mechanism(self) -> str:
@@ -102,7 +111,25 @@ class FileWatcher:
         sub = FileWatch(self, watch)
         if watch is not None:
             self._subscribers.setdefault(watch.wd, {})[sub] = None
+        else:
+            self._polled[sub] = None
+            self._arm()
         return sub
+
+    def unpoll(self, sub: FileWatch) -> None:
+        self._polled.pop(sub, None)
+
+    def _arm(self) -> None:
+        if self._tick is None:
+            loop = asyncio.get_running_loop()
+            self._tick = loop.call_later(FALLBACK_INTERVAL, self._wake_polled)
+
+    def _wake_polled(self) -> None:
+        self._tick = None
+        for sub in self._polled:
+            sub.changed.set()
+        if self._polled:
+            self._arm()
 
     def remove(self, sub: FileWatch, watch: Watch) -> None:
         subs = self._subscribers.get(watch.wd)
@@ -132,6 +159,10 @@ class FileWatcher:
                 sub.changed.set()
 
     async def close(self) -> None:
+        if self._tick is not None:
+            self._tick.cancel()
+            self._tick = None
+        self._polled.clear()
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

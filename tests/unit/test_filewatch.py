@@ -72,5 +72,11 @@ async def test_without_inotify_readers_re_read_on_a_timer(tmp_path: Path) -> Non
     start = loop.time()
     await asyncio.wait_for(sub.wait(), 10 * filewatch.FALLBACK_INTERVAL)  # nothing changed
     assert loop.time() - start >= filewatch.FALLBACK_INTERVAL * 0.9
+    other = w.watch(tmp_path / "elsewhere")
+    assert await woken(sub) and await woken(other)  # one timer wakes every reader
     sub.close()
+    other.close()
+    assert w._polled == {}
+    await asyncio.sleep(1.5 * filewatch.FALLBACK_INTERVAL)
+    assert w._tick is None  # no reader left: the timer stopped
     await w.close()
