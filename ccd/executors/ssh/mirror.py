@@ -1,14 +1,15 @@
-"""A remote run directory read through SFTP: its exit file, and its log copied by offset.
+"""A remote run directory's local copy: its log, appended by offset, and its exit file.
 
 The local copy of the log is append-only and its size *is* the offset to read the
-remote log from, so a dropped connection or a daemon restart resumes exactly
-where the copy ends: no line lost, none repeated.  Used by SSH jobs and by Slurm
-jobs on a cluster reached over SSH.
+remote log from, so a dropped connection, a restarted follower or a daemon
+restart resumes exactly where the copy ends: no line lost, none repeated.  Bytes
+come from the host's follower (`append`) or, where it cannot run, from SFTP reads
+(`read_exit`, `drain`).  Used by SSH jobs and by Slurm jobs on a cluster reached
+over SSH.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
 import time
@@ -39,16 +40,35 @@ class RemoteRunDir:
         self._remote_log: asyncssh.SFTPClientFile | None = None
         self._log_generation = -1
 
+    def append(self, offset: int, data: bytes) -> bool:
+        """Add the remote log's bytes that start at `offset` (streamed by the follower).
+
+        Bytes the copy already has are skipped; False if they start past its end
+        (a gap: the caller asks for them again from `self.offset`).
+        """
+        if self._mirror is None:
+            return True
+        if offset > self.offset:
+            return False
+        data = data[self.offset - offset :]
+        if data:
+            os.write(self._mirror, data)
+            self.offset += len(data)
+            self._on_growth()
+        return True
+
     async def read_exit(self, sftp: asyncssh.SFTPClient) -> tuple[int | None, float]:
-        """The exit code (None: not written yet) and when it was written."""
+        """The exit code (None: not written yet) and when it was written, over SFTP."""
         path = f"{self.remote_dir}/{EXIT}"
         # one stat per poll while the job runs; the file is opened only once it exists
+        self.link.counts.sftp += 1
         try:
             attrs = await sftp.stat(path)
         except asyncssh.SFTPNoSuchFile:
             return None, time.time()
         if not attrs.size:
             return None, time.time()  # being written (a single write(2)), or reset
+        self.link.counts.sftp += 3  # open, read, close
         try:
             async with sftp.open(path, "rb") as fh:
                 raw: bytes = await fh.read(64)
@@ -57,27 +77,26 @@ class RemoteRunDir:
         return parse_exit_file(raw.decode(errors="replace")), float(attrs.mtime or time.time())
 
     async def drain(self, sftp: asyncssh.SFTPClient) -> None:
-        """Append whatever the remote log gained since the last look to the local copy."""
+        """Append whatever the remote log gained since the last look, over SFTP."""
         if self._mirror is None:
             return
         if self._remote_log is None or self._log_generation != self.link.generation:
+            self.link.counts.sftp += 1
             try:
                 self._remote_log = await sftp.open(f"{self.remote_dir}/{LOG}", "rb")
             except asyncssh.SFTPNoSuchFile:
                 return  # not created yet
             self._log_generation = self.link.generation
         while True:
+            self.link.counts.sftp += 1
             data: bytes = await self._remote_log.read(CHUNK, self.offset)
-            if not data:
+            if not data or not self.append(self.offset, data):
                 return
-            os.write(self._mirror, data)
-            self.offset += len(data)
-            self._on_growth()
             if len(data) < CHUNK:
                 return
 
-    async def close(self, exit_code: int | None) -> None:
-        """Stop mirroring; keep a local copy of the exit file for local readers."""
+    def close(self, exit_code: int | None) -> None:
+        """Stop copying; keep a local copy of the exit file for local readers."""
         if self._mirror is not None:
             with contextlib.suppress(OSError):
                 os.close(self._mirror)
@@ -86,6 +105,7 @@ class RemoteRunDir:
             (self.local_dir / EXIT).write_text(f"{exit_code}\n")
         if self._remote_log is not None:
             handle, self._remote_log = self._remote_log, None
-            # closing needs the connection, which may be gone: do not wait long
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(handle.close(), 5)
+            if self._log_generation == self.link.generation:
+                self.link.counts.sftp += 1
+                # closing needs the connection, which may be gone: in the background
+                self.link.spawn(handle.close(), "close remote log")
