@@ -42,15 +42,16 @@ class _Batch(Generic[T, R]):
 class Batcher(Generic[T, R]):
     """Gathers items asked for within `WINDOW` into one call of `run`.
 
-    `run` gets the items and returns one result (or exception) per item, in order;
-    an exception it raises goes to every item of the batch.  The batch runs in a
-    task of its own, so a caller that stops waiting does not stop it (a launch
-    half done would leave a job nobody knows).
+    `run` gets the items and a `deliver(index, result)` to answer each one as
+    soon as it is known (a result, or an exception for that item); an item it
+    leaves unanswered fails, and an exception it raises goes to every item not
+    answered yet.  The batch runs in a task of its own, so a caller that stops
+    waiting does not stop it (a launch half done would leave a job nobody knows).
     """
 
     def __init__(
         self,
-        run: Callable[[list[T]], Awaitable[Sequence[R | Exception]]],
+        run: Callable[[list[T], Callable[[int, R | Exception], None]], Awaitable[None]],
         *,
         window: float = WINDOW,
         limit: int = LIMIT,
@@ -76,26 +77,30 @@ class Batcher(Generic[T, R]):
         return await asyncio.shield(future)
 
     async def _flush(self, batch: _Batch[T, R]) -> None:
+        def deliver(index: int, result: R | Exception) -> None:
+            future = batch.items[index][1]
+            if future.done():
+                return
+            if isinstance(result, Exception):
+                future.set_exception(result)
+            else:
+                future.set_result(result)
+
         try:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(batch.full.wait(), self._window)
             if self._open is batch:
                 self._open = None
-            results = await self._run([item for item, _ in batch.items])
+            await self._run([item for item, _ in batch.items], deliver)
+            failure: Exception = LaunchError("the host's command gave no answer for it")
         except asyncio.CancelledError:  # the link closes: nobody waits for ever
-            for _, future in batch.items:
-                if not future.done():
-                    future.set_exception(LaunchError("ccd is closing this host's connection"))
+            failure = LaunchError("ccd is closing this host's connection")
             raise
-        except Exception as exc:  # every item of the batch learns why
-            results = [exc] * len(batch.items)
-        for (_, future), result in zip(batch.items, results, strict=True):
-            if future.done():
-                continue
-            if isinstance(result, Exception):
-                future.set_exception(result)
-            else:
-                future.set_result(result)
+        except Exception as exc:  # every item not answered yet learns why
+            failure = exc
+        finally:
+            for index in range(len(batch.items)):
+                deliver(index, failure)
 
     async def close(self) -> None:
         for task in list(self._tasks):
@@ -137,18 +142,13 @@ def launch_script(starts: Sequence[Start]) -> str:
     return "".join(lines)
 
 
-def parse_launch_output(stdout: str, stderr: str, starts: Sequence[Start]) -> list[int | Exception]:
-    """Each attempt's pid, or the error that kept it from starting."""
-    pids: dict[int, int] = {}
-    for line in stdout.splitlines():
-        index, _, pid = line.partition(" ")
-        if index.isdigit() and pid.isdigit():
-            pids[int(index)] = int(pid)
-    why = stderr.strip() or "the launch script said nothing"
-    return [
-        pids[i] if i in pids else LaunchError(f"cannot start the job in {s.run_dir}: {why}")
-        for i, s in enumerate(starts)
-    ]
+def launch_answer(line: str) -> tuple[int, int | None] | None:
+    """A line of the launch script's output: (index, pid), pid None where it could
+    not start the wrapper; None for a line that is not an answer."""
+    index, _, pid = line.strip().partition(" ")
+    if not index.isdigit():
+        return None
+    return int(index), int(pid) if pid.isdigit() else None
 
 
 def kill_command(pids: Sequence[int], signal: str) -> str:

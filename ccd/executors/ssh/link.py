@@ -16,7 +16,7 @@ import asyncio
 import contextlib
 import logging
 import socket
-from collections.abc import Coroutine, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -29,8 +29,8 @@ from ccd.executors.ssh.launch import (
     Batcher,
     Start,
     kill_command,
+    launch_answer,
     launch_script,
-    parse_launch_output,
 )
 from ccd.executors.ssh.stream import Followed, HostStream
 
@@ -104,8 +104,9 @@ class HostLink:
         task.add_done_callback(self._background.discard)
 
     async def close(self) -> None:
-        for batcher in (self._launches, *self._kills.values()):
-            await batcher.close()
+        await self._launches.close()
+        for kills in self._kills.values():
+            await kills.close()
         tasks = [*self._tasks, *self._background]
         for task in tasks:
             task.cancel()
@@ -235,25 +236,70 @@ class HostLink:
                     log.warning("%s: connection dropped during a command (%s)", self.name, exc)
                     await asyncio.sleep(0.1)  # the supervisor notices and reconnects
 
+    async def run_lines(
+        self, command: str, stdin: str, on_line: Callable[[str], None]
+    ) -> tuple[int, str]:
+        """Run `command` (fail fast) like `run`, handing each line of its output to
+        `on_line` as it comes; (exit status, stderr).  Retried after a dropped
+        connection, so a line may come twice: `on_line` must not mind."""
+        while True:
+            conn, _ = await self.ready(fail_fast=True)
+            async with self._channels:
+                self.counts.execs += 1
+                try:
+                    async with conn.create_process(command, input=stdin) as proc:
+                        stderr = asyncio.ensure_future(proc.stderr.read())
+                        async for line in proc.stdout:
+                            on_line(line)
+                        await proc.wait()
+                        return proc.exit_status or 0, str(await stderr)
+                except asyncssh.ChannelOpenError as exc:
+                    log.warning("%s refused a channel (%s); retrying", self.name, exc.reason)
+                    await asyncio.sleep(0.2)
+                except (asyncssh.ConnectionLost, asyncssh.DisconnectError, OSError) as exc:
+                    log.warning("%s: connection dropped during a command (%s)", self.name, exc)
+                    await asyncio.sleep(0.1)  # the supervisor notices and reconnects
+
     # -- launching and signalling, batched ------------------------------------------------
     async def launch(self, run_dir: str, wrapper: str) -> int:
         """Start one attempt's wrapper detached (with others asked for now); its pid."""
         return await self._launches.submit(Start(run_dir, wrapper))
 
-    async def _launch_batch(self, starts: list[Start]) -> list[int | Exception]:
-        result = await self.run("sh -s", stdin=launch_script(starts), fail_fast=True)
+    async def _launch_batch(
+        self, starts: list[Start], deliver: Callable[[int, int | Exception], None]
+    ) -> None:
+        failed: list[int] = []
+
+        def answer(line: str) -> None:
+            found = launch_answer(line)
+            if found is None:
+                return
+            index, pid = found
+            if pid is not None:
+                deliver(index, pid)  # that job runs: the engine hears of it now
+            else:
+                failed.append(index)
+
         self.counts.launch_execs += 1
         self.counts.launched += len(starts)
-        return parse_launch_output(str(result.stdout), str(result.stderr), starts)
+        status, stderr = await self.run_lines("sh -s", launch_script(starts), answer)
+        why = stderr.strip() or f"the launch script ended with status {status}"
+        for index in failed:
+            deliver(index, LaunchError(f"cannot start the job in {starts[index].run_dir}: {why}"))
+        for index, start in enumerate(starts):  # those it never answered for
+            deliver(index, LaunchError(f"cannot start the job in {start.run_dir}: {why}"))
 
     async def signal(self, pid: int, sig: str) -> None:
         """Send `sig` (TERM or KILL) to the process group `pid` leads."""
         await self._kills[sig].submit(pid)
 
-    def _kill_batch(self, sig: str) -> Any:
-        async def kill(pids: list[int]) -> Sequence[None]:
+    def _kill_batch(
+        self, sig: str
+    ) -> Callable[[list[int], Callable[[int, Exception | None], None]], Awaitable[None]]:
+        async def kill(pids: list[int], deliver: Callable[[int, Exception | None], None]) -> None:
             await self.run(kill_command(pids, sig))
-            return [None] * len(pids)
+            for index in range(len(pids)):
+                deliver(index, None)
 
         return kill
 

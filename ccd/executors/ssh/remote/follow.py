@@ -240,7 +240,11 @@ class Follower:
 
     def look(self, polled_only: bool, liveness: bool) -> None:
         for w in list(self.watched.values()):
-            if not polled_only or w.shared or w.wd < 0:
+            if w.shared or w.wd < 0:
+                self.check(w, liveness)
+            elif not polled_only and (not liveness or w.pid <= 0 or not alive(w.pid)):
+                # inotify tells of this one's writes: the sweep only asks whether its
+                # wrapper still lives (one system call), and looks if it does not
                 self.check(w, liveness)
 
     # -- the loop -----------------------------------------------------------------------
