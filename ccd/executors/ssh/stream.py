@@ -44,6 +44,8 @@ STUCK_AFTER = 60.0
 START_TIMEOUT = 20.0
 #: quick exits of a follower in a row before this connection falls back to SFTP
 MAX_RESTARTS = 3
+#: seconds before the first restart of a follower (doubled for each next one)
+RETRY_PAUSE = 0.5
 
 
 class RunCopy(Protocol):
@@ -166,11 +168,15 @@ class HostStream:
                 await self.link.wait_followed()
                 try:
                     proc = await self._start(conn, sftp, want)
-                except FollowerUnavailable as exc:
+                except (FollowerUnavailable, asyncssh.Error, OSError) as exc:
+                    if conn.is_closed():
+                        return  # not the follower's fault: the next connection tries again
+                    if not isinstance(exc, FollowerUnavailable):
+                        exc = FollowerUnavailable(str(exc), permanent=False)
                     failures += 1
                     if exc.permanent or failures >= MAX_RESTARTS:
                         await self._fall_back(sftp, str(exc))
-                    await asyncio.sleep(2**failures)
+                    await asyncio.sleep(RETRY_PAUSE * 2 ** (failures - 1))
                     continue
                 started = asyncio.get_running_loop().time()
                 await self._pump(proc)
@@ -184,7 +190,7 @@ class HostStream:
                 )
                 if failures >= MAX_RESTARTS:
                     await self._fall_back(sftp, f"the follower keeps ending: {reason}")
-                await asyncio.sleep(2**failures)
+                await asyncio.sleep(RETRY_PAUSE * 2 ** (failures - 1))
         finally:
             self._reset()
             self.fallback = None

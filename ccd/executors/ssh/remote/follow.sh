@@ -10,7 +10,8 @@
 # Three processes: this loop; a reader that turns each command on stdin into a
 # small file in the state directory (sh cannot wait on stdin and a timer at once);
 # a watchdog that ends all three when ccd has sent nothing for <dog> seconds (a
-# connection that died without closing) and removes the state directory.
+# connection that died without closing) and removes the state directory.  Only
+# this loop holds stdout and stderr: when it dies, ccd sees the channel end.
 #
 #   sh follow.sh <tick> <beat> <live> <dog> <state parent>
 #
@@ -35,7 +36,7 @@ exec 3<&0
         esac
     done
     kill -TERM $$ 2>/dev/null
-) &
+) > /dev/null 2>&1 &
 reader=$!
 
 # the watchdog: `alive` must have been touched since its last look
