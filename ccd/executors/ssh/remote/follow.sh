@@ -2,16 +2,19 @@
 # ccd's follower on a remote host without python3: POSIX sh and standard tools.
 #
 # The same commands and frames as follow.py (see ccd/executors/ssh/frames.py), but
-# no event source: every <tick> seconds one `wc -c` gives the size of every
-# followed log, `[ -s exit ]` (a built-in test) finds the exit files, and only a
-# log that grew costs a `tail | head`.  Every <live> ticks the wrappers' pids are
-# checked with the built-in `kill -0`.
+# no event source: every <tick> seconds one `wc -c` lists the size of every
+# followed log and exit file (through a link to each run directory, named by its
+# id, in the state directory), one `diff` against the last tick's list says which
+# changed, and only those cost more: a `tail | head` for a log that grew, a read
+# of a new exit file.  Every <live> ticks the wrappers' pids are checked with the
+# built-in `kill -0`.  Nothing is done per followed directory on a quiet tick.
 #
-# Three processes: this loop; a reader that turns each command on stdin into a
-# small file in the state directory (sh cannot wait on stdin and a timer at once);
-# a watchdog that ends all three when ccd has sent nothing for <dog> seconds (a
-# connection that died without closing) and removes the state directory.  Only
-# this loop holds stdout and stderr: when it dies, ccd sees the channel end.
+# Three processes: this loop; a reader that turns each command on stdin into
+# small files in the state directory (sh cannot wait on stdin and a timer at
+# once); a watchdog that ends all three when ccd has sent nothing for <dog>
+# seconds (a connection that died without closing) and removes the state
+# directory.  Only this loop holds stdout and stderr: when it dies, ccd sees the
+# channel end.
 #
 #   sh follow.sh <tick> <beat> <live> <dog> <state parent>
 #
@@ -21,18 +24,25 @@ LC_ALL=C
 export LC_ALL
 tick=$1 beat=$2 live=$3 dog=$4
 st=$5/s.$$
-mkdir -p "$st" || exit 1
+mkdir -p "$st/w" "$st/r" "$st/q" || exit 1
 : > "$st/alive"
+: > "$st/sizes.0"
 exec 3<&0
 
-# the reader: one file per command, each written by one write(2) of a short line
+# the reader: w/ID holds "offset mode pid dir", r/ID links to the run directory,
+# q/n.ID says "new", q/d.ID "dropped", q/f.TOKEN.ID "flush"; each written by one
+# write(2).  The queue has a directory of its own: a tick looks at it three times.
 (
     while IFS=' ' read -r c a b m p d <&3; do
         : > "$st/alive"
         case $c in
-            A) printf '%s %s %s %s\n' "$b" "$m" "$p" "$d" > "$st/w.$a" ;;
-            D) : > "$st/d.$a" ;;
-            F) : > "$st/f.$a.$b" ;;
+            A)
+                printf '%s %s %s %s\n' "$b" "$m" "$p" "$d" > "$st/w/$a"
+                ln -s "$d" "$st/r/$a"
+                : > "$st/q/n.$a"
+                ;;
+            D) : > "$st/q/d.$a" ;;
+            F) : > "$st/q/f.$a.$b" ;;
         esac
     done
     kill -TERM $$ 2>/dev/null
@@ -55,7 +65,7 @@ trap 'exit 0' TERM INT HUP PIPE
 
 printf 'R sh %s 1\nE follower %s: polling every %ss\n' $$ $$ "$tick"
 
-# send <id>'s log bytes from its offset to <size>
+# send <id>'s log bytes from its offset up to <size>
 send_log() {
     eval "o=\$o_$1 d=\$d_$1"
     n=$(($2 - o))
@@ -66,86 +76,106 @@ send_log() {
     eval "o_$1=$((o + n))"
 }
 
-# the log's size now (after its exit file was seen: the last bytes count)
+# the log's size now (after its exit file was seen: its last bytes count)
 size_now() {
     s=$(wc -c < "$1/log" 2>/dev/null) || s=0
     echo $((s + 0))
 }
 
-# forget <id> (the files go at the end of the tick, in one rm)
+# the wrapper wrote its exit file: the log to its end, then the exit frame
+ended() {
+    eval "d=\$d_$1"
+    read -r ex < "$d/exit" || [ -n "$ex" ] || return 0
+    send_log "$1" "$(size_now "$d")"
+    t=$(date -r "$d/exit" +%s 2>/dev/null) || t=$(date +%s)
+    printf 'X %s %s %s\n%s' "$1" "$t" ${#ex} "$ex"
+    forget "$1"
+}
+
+# forget <id> (its files go at the end of the tick, in one rm)
 forget() {
     eval "unset d_$1 o_$1 m_$1 p_$1"
-    gone="$gone w.$1 d.$1"
+    gone="$gone w/$1 r/$1 q/d.$1"
+}
+
+known() {
+    eval "[ -n \"\${d_$1-}\" ]"
 }
 
 n_tick=0
+cur=0
 while :; do
     n_tick=$((n_tick + 1))
     gone=
     flushes=
-    for f in "$st"/f.*; do
+    for f in "$st"/q/f.*; do
         [ -e "$f" ] && flushes="$flushes ${f##*/}"
     done
-    # the followed ids, and their logs for one wc
-    ids=
-    set --
-    for f in "$st"/w.*; do
+    for f in "$st"/q/n.*; do
         [ -e "$f" ] || continue
-        id=${f##*/w.}
-        if [ -e "$st/d.$id" ]; then
-            forget "$id"
-            continue
-        fi
-        eval "d=\${d_$id-}"
-        if [ -z "$d" ]; then
-            IFS=' ' read -r off mode pid d < "$f"
-            [ -n "$d" ] || continue # being written
-            eval "o_$id=\$off m_$id=\$mode p_$id=\$pid d_$id=\$d"
-        fi
-        ids="$ids $id"
-        set -- "$@" "$d/log"
+        id=${f##*/n.}
+        gone="$gone q/n.$id"
+        IFS=' ' read -r off mode pid d < "$st/w/$id" && [ -n "$d" ] || continue
+        eval "o_$id=\$off m_$id=\$mode p_$id=\$pid d_$id=\$d"
     done
-    if [ -n "$ids" ]; then
-        wc -c "$@" > "$st/sizes" 2>/dev/null
-        exec 4< "$st/sizes"
-        IFS=' ' read -r size path <&4 || path=
-        check_live=
-        [ $((n_tick % live)) -eq 0 ] && check_live=1
-        for id in $ids; do
-            eval "d=\$d_$id mode=\$m_$id pid=\$p_$id"
-            s=0
-            if [ "$path" = "$d/log" ]; then
-                s=$size
-                IFS=' ' read -r size path <&4 || path=
-            fi
-            ex=
-            if [ "$mode" = l ]; then
-                [ -s "$d/exit" ] && read -r ex < "$d/exit"
-                if [ -z "$ex" ] && [ -n "$check_live" ] && [ "$pid" -gt 0 ] &&
-                    ! kill -0 "$pid" 2>/dev/null; then
-                    [ -s "$d/exit" ] && read -r ex < "$d/exit"
-                    if [ -z "$ex" ]; then
-                        send_log "$id" "$(size_now "$d")"
-                        printf 'G %s\n' "$id"
-                        forget "$id"
-                        continue
-                    fi
-                fi
-                [ -n "$ex" ] && s=$(size_now "$d")
-            fi
-            send_log "$id" "$s"
-            if [ -n "$ex" ]; then
-                t=$(date -r "$d/exit" +%s 2>/dev/null) || t=$(date +%s)
-                printf 'X %s %s %s\n%s' "$id" "$t" ${#ex} "$ex"
+    for f in "$st"/q/d.*; do
+        [ -e "$f" ] || continue
+        id=${f##*/d.}
+        forget "$id"
+    done
+    # what changed since the last tick: lines of `wc -c` that differ
+    next=$((1 - cur))
+    wc -c "$st"/r/*/log "$st"/r/*/exit > "$st/sizes.$next" 2>/dev/null
+    diff "$st/sizes.$cur" "$st/sizes.$next" > "$st/changes" 2>/dev/null
+    cur=$next
+    while IFS=' ' read -r mark size path; do
+        [ "$mark" = ">" ] || continue
+        case $path in
+            "$st"/r/*/log) file=log ;;
+            "$st"/r/*/exit) file=exit ;;
+            *) continue ;;
+        esac
+        id=${path#"$st"/r/}
+        id=${id%/*}
+        known "$id" || continue
+        eval "mode=\$m_$id"
+        if [ "$file" = exit ]; then
+            [ "$mode" = l ] && [ "$size" -gt 0 ] && ended "$id"
+        else
+            send_log "$id" "$size"
+        fi
+    done < "$st/changes"
+    if [ $((n_tick % live)) -eq 0 ]; then
+        for f in "$st"/w/*; do
+            [ -e "$f" ] || continue
+            id=${f##*/}
+            known "$id" || continue
+            eval "mode=\$m_$id pid=\$p_$id d=\$d_$id"
+            [ "$mode" = l ] && [ "$pid" -gt 0 ] || continue
+            kill -0 "$pid" && continue
+            if [ -s "$d/exit" ]; then
+                ended "$id"
+            else
+                send_log "$id" "$(size_now "$d")"
+                printf 'G %s\n' "$id"
                 forget "$id"
             fi
-        done
-        exec 4<&-
+        done 2>/dev/null # kill's complaints, once for the loop and not per pid
     fi
     for f in $flushes; do
         t=${f#f.}
+        id=${t#*.}
+        # a flush answers for what was there when it was asked: look at that one now
+        if known "$id"; then
+            eval "mode=\$m_$id d=\$d_$id"
+            if [ "$mode" = l ] && [ -s "$d/exit" ]; then
+                ended "$id"
+            else
+                send_log "$id" "$(size_now "$d")"
+            fi
+        fi
         printf 'F %s\n' "${t%%.*}"
-        gone="$gone $f"
+        gone="$gone q/$f"
     done
     [ $((n_tick % beat)) -eq 0 ] && printf 'H\n'
     [ -n "$gone" ] && (cd "$st" && rm -f $gone)
