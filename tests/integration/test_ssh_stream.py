@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import tempfile
 import textwrap
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -19,15 +20,19 @@ import pytest
 
 from tests.conftest import DaemonProc
 from tests.integration.test_ssh import host_yaml, remote_daemon
-from tests.sshd import SshHost, SshUser
+from tests.sshd import SshHost, SshUser, kill_pids
 
 MakeDaemon = Callable[..., DaemonProc]
 
 
 @pytest.fixture
-def workdir(ssh_user: SshUser, tmp_path: Path) -> Iterator[Path]:
-    """A runs directory of the test user's own for this test (removed after it)."""
-    path = ssh_user.home / f"runs-{tmp_path.name}"
+def workdir(ssh_user: SshUser) -> Iterator[Path]:
+    """A runs directory of the test user's own for this test (removed after it).
+
+    Made unique by mkdtemp: tmp_path's name is not (xdist workers each count from 0,
+    and a parallel run of the suite shares the test user's home)."""
+    path = Path(tempfile.mkdtemp(prefix="runs-", dir=ssh_user.home))
+    os.chown(path, ssh_user.uid, ssh_user.gid)
     yield path
     shutil.rmtree(path, ignore_errors=True)
 
@@ -101,20 +106,26 @@ def test_offsets_resume_exactly_after_the_follower_or_the_connection_dies(
     cut: str,
 ) -> None:
     d = stream_daemon(daemon_factory, tmp_path, ssh_host, workdir, follower=follower)
-    lines = 120
-    wf = d.submit(
-        f"name: resume\njobs:\n  counter: {{host: remote, run: '{counter_job(lines, 0.03)}'}}\n"
+    gate = workdir / "gate"
+    # lines 1-60, then (once the follower or the connection died) lines 61-120
+    job = (
+        f'i=1; while [ $i -le 120 ]; do echo "line $i"; i=$((i+1)); sleep 0.01; '
+        f"[ $i -ne 61 ] || while [ ! -e {gate} ]; do sleep 0.02; done; done"
     )
-    wait_log(d, wf, "counter", "line 10\n")
+    wf = d.submit(f"name: resume\njobs:\n  counter: {{host: remote, run: '{job}'}}\n")
+    wait_log(d, wf, "counter", "line 60\n")
     first = link_of(d)
     if cut == "follower":
         os.kill(first["follower_pid"], signal.SIGKILL)
     else:
-        ssh_host.kill_sessions()  # sshd still listens: ccd reconnects at once
+        # the sshd processes of ccd's connection, once: sshd still listens, so ccd
+        # reconnects at once (kill_sessions would go on killing each new connection)
+        assert kill_pids(ssh_host.session_pids())
+    gate.touch()
     status = d.wait_final(wf)
     assert status["state"] == "succeeded", status
     # the ledger: every numbered line once, in order, none lost, none repeated
-    assert d.log_of(wf, "counter") == numbered(lines)
+    assert d.log_of(wf, "counter") == numbered(120)
     again = link_of(d)
     assert again["followers"] >= 2 and again["follower"] == follower, again
     assert again["follower_pid"] != first["follower_pid"]
@@ -162,11 +173,10 @@ def test_a_wrapper_killed_on_the_host_is_lost_and_a_cancel_kills(
 
 
 def test_follower_that_cannot_start_falls_back_to_sftp_and_says_so(
-    daemon_factory: MakeDaemon, tmp_path: Path, ssh_host: SshHost, ssh_user: SshUser, workdir: Path
+    daemon_factory: MakeDaemon, tmp_path: Path, ssh_host: SshHost, workdir: Path
 ) -> None:
     # the follower's directory belongs to root: ccd cannot upload the scripts there
-    (workdir / ".ccd-follower").mkdir(parents=True, mode=0o755)
-    os.chown(workdir, ssh_user.uid, ssh_user.gid)
+    (workdir / ".ccd-follower").mkdir(mode=0o755)
     d = stream_daemon(daemon_factory, tmp_path, ssh_host, workdir)
     wf = d.submit(f"name: fallback\njobs:\n  j: {{host: remote, run: '{counter_job(20, 0.02)}'}}\n")
     status = d.wait_final(wf)

@@ -33,12 +33,21 @@ class RemoteRunDir:
         self._on_growth = on_growth
         local_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.log_path = local_dir / LOG
-        self._mirror: int | None = os.open(
-            self.log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600
-        )
-        self.offset = os.fstat(self._mirror).st_size
+        # the copy is created with its first bytes: most jobs print nothing, and a
+        # stat is cheaper than creating a file (the log's readers take none for empty)
+        try:
+            self.offset = os.stat(self.log_path).st_size
+        except FileNotFoundError:
+            self.offset = 0
+        self._mirror: int | None = None
+        self._closed = False
         self._remote_log: asyncssh.SFTPClientFile | None = None
         self._log_generation = -1
+
+    def _write(self, data: bytes) -> None:
+        if self._mirror is None:
+            self._mirror = os.open(self.log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        os.write(self._mirror, data)
 
     def append(self, offset: int, data: bytes) -> bool:
         """Add the remote log's bytes that start at `offset` (streamed by the follower).
@@ -46,13 +55,13 @@ class RemoteRunDir:
         Bytes the copy already has are skipped; False if they start past its end
         (a gap: the caller asks for them again from `self.offset`).
         """
-        if self._mirror is None:
+        if self._closed:
             return True
         if offset > self.offset:
             return False
         data = data[self.offset - offset :]
         if data:
-            os.write(self._mirror, data)
+            self._write(data)
             self.offset += len(data)
             self._on_growth()
         return True
@@ -78,7 +87,7 @@ class RemoteRunDir:
 
     async def drain(self, sftp: asyncssh.SFTPClient) -> None:
         """Append whatever the remote log gained since the last look, over SFTP."""
-        if self._mirror is None:
+        if self._closed:
             return
         if self._remote_log is None or self._log_generation != self.link.generation:
             self.link.counts.sftp += 1
@@ -97,6 +106,7 @@ class RemoteRunDir:
 
     def close(self, exit_code: int | None) -> None:
         """Stop copying; keep a local copy of the exit file for local readers."""
+        self._closed = True
         if self._mirror is not None:
             with contextlib.suppress(OSError):
                 os.close(self._mirror)

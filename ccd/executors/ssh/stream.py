@@ -126,6 +126,7 @@ class HostStream:
         self._warned: set[str] = set()
         self._stderr = b""
         self._collector: asyncio.Task[None] | None = None
+        self._outbox = bytearray()
 
     # -- what the link calls --------------------------------------------------------------
     def add(self, key: str, followed: Followed) -> None:
@@ -242,14 +243,21 @@ class HostStream:
         for key, followed in self.link.followed().items():
             self._send_add(key, followed)
         pinger = asyncio.create_task(self._ping())
+        loop = asyncio.get_running_loop()
         try:
-            while True:
-                line = await asyncio.wait_for(proc.stdout.readuntil(b"\n"), STUCK_AFTER)
-                header = frames.parse_header(line)
-                payload = await proc.stdout.readexactly(header.payload) if header.payload else b""
-                self._apply(frames.make_frame(header, payload))
-        except (asyncio.IncompleteReadError, TimeoutError, frames.FrameError) as exc:
-            if not isinstance(exc, asyncio.IncompleteReadError):
+            # one deadline moved on by every frame (no task or timer per frame)
+            async with asyncio.timeout(None) as silence:
+                while True:
+                    silence.reschedule(loop.time() + STUCK_AFTER)
+                    header = frames.parse_header(await proc.stdout.readuntil(b"\n"))
+                    payload = (
+                        await proc.stdout.readexactly(header.payload) if header.payload else b""
+                    )
+                    self._apply(frames.make_frame(header, payload))
+        except TimeoutError:
+            log.warning("%s: the follower sent nothing for %gs", self.link.name, STUCK_AFTER)
+        except (asyncio.IncompleteReadError, frames.FrameError) as exc:
+            if isinstance(exc, frames.FrameError):
                 log.warning("%s: follower: %s", self.link.name, exc)
         except (asyncssh.Error, OSError) as exc:
             log.info("%s: follower channel: %s", self.link.name, exc)
@@ -287,9 +295,19 @@ class HostStream:
         )
 
     def _write(self, data: bytes) -> None:
-        if self._proc is not None:
+        """Queue a command; what is queued in one pass of the loop goes as one write
+        (one SSH packet for the 200 adds of a batch launch, not 200)."""
+        if self._proc is None:
+            return
+        if not self._outbox:
+            asyncio.get_running_loop().call_soon(self._send_outbox, self._proc)
+        self._outbox += data
+
+    def _send_outbox(self, proc: asyncssh.SSHClientProcess[bytes]) -> None:
+        data, self._outbox = bytes(self._outbox), bytearray()
+        if proc is self._proc:
             with contextlib.suppress(asyncssh.Error, OSError, BrokenPipeError):
-                self._proc.stdin.write(data)
+                proc.stdin.write(data)
 
     def _apply(self, frame: frames.Frame) -> None:
         self.link.counts.frames += 1
@@ -307,8 +325,14 @@ class HostStream:
                 if followed is not None:
                     followed.exit_seen(text, mtime)
             case frames.Gone(ident):
-                _, followed = self._target(ident, done=True)
+                key, followed = self._target(ident, done=True)
                 if followed is not None:
+                    log.warning(
+                        "%s: the wrapper of %s (pid %d) is gone without an exit file",
+                        self.link.name,
+                        key,
+                        followed.pid,
+                    )
                     followed.vanished()
             case frames.Flushed(token):
                 future = self._flushes.get(token)
