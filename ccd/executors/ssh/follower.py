@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import math
 import os
+import secrets
 import shlex
 from dataclasses import dataclass
 from importlib import resources
@@ -84,7 +85,7 @@ async def upload(sftp: asyncssh.SFTPClient, directory: str, counts: Counts) -> t
         try:
             counts.sftp += 3
             await sftp.makedirs(directory, exist_ok=True)
-            partial = f"{path}.{os.getpid()}.part"
+            partial = f"{path}.{os.getpid()}.{secrets.token_hex(4)}.part"
             async with sftp.open(partial, "wb") as fh:
                 await fh.write(one.text)
             await sftp.posix_rename(partial, path)
