@@ -96,7 +96,7 @@ def test_log_bytes_and_the_exit_arrive_without_an_sftp_read(
 
 
 @pytest.mark.parametrize("follower", ["python3", "sh"])
-@pytest.mark.parametrize("cut", ["follower", "connection"])
+@pytest.mark.parametrize("cut", ["follower", "connection", "daemon"])
 def test_offsets_resume_exactly_after_the_follower_or_the_connection_dies(
     daemon_factory: MakeDaemon,
     tmp_path: Path,
@@ -117,6 +117,9 @@ def test_offsets_resume_exactly_after_the_follower_or_the_connection_dies(
     first = link_of(d)
     if cut == "follower":
         os.kill(first["follower_pid"], signal.SIGKILL)
+    elif cut == "daemon":  # the next daemon adopts the job, its follower starts afresh
+        d.stop(signal.SIGKILL)
+        d.start()
     else:
         # the sshd processes of ccd's connection, once: sshd still listens, so ccd
         # reconnects at once (kill_sessions would go on killing each new connection)
@@ -127,7 +130,10 @@ def test_offsets_resume_exactly_after_the_follower_or_the_connection_dies(
     # the ledger: every numbered line once, in order, none lost, none repeated
     assert d.log_of(wf, "counter") == numbered(120)
     again = link_of(d)
-    assert again["followers"] >= 2 and again["follower"] == follower, again
+    assert again["follower"] == follower, again
+    assert again["followers"] >= (1 if cut == "daemon" else 2), again
+    if cut != "daemon":  # (the next daemon counts from its own start)
+        assert again["streamed"] == len(numbered(120)), again  # every byte by a follower
     assert again["follower_pid"] != first["follower_pid"]
 
 
@@ -189,3 +195,4 @@ def test_follower_that_cannot_start_falls_back_to_sftp_and_says_so(
     link = link_of(d)
     assert link["follower"] is None and "SFTP" in link["fallback"], link
     assert link["streamed"] == 0 and link["followers"] == 0  # the log came by SFTP reads
+    assert link["sftp"] > 20  # which the counter sees (so a count of 0 elsewhere means none)

@@ -192,7 +192,6 @@ class SshExecutor:
 
     async def _upload(self, link: HostLink, local: str, remote_dir: str, remote: str) -> None:
         _, sftp = await link.ready(fail_fast=True)
-        link.counts.sftp += 4  # makedirs (a stat), open, write, close
         try:
             await sftp.makedirs(remote_dir, exist_ok=True)
             await sftp.put(local, remote)

@@ -18,8 +18,6 @@ from importlib import resources
 
 import asyncssh
 
-from ccd.executors.ssh.counts import Counts
-
 #: seconds between the follower's heartbeats and ccd's pings
 HEARTBEAT = 5.0
 #: a follower that has heard nothing from ccd for this long exits (a dead connection)
@@ -68,14 +66,13 @@ def start_command(py: str, sh: str, state: str, want: str, poll_interval: float)
     return f"cd / && {{ {python}{shell}; }}"
 
 
-async def upload(sftp: asyncssh.SFTPClient, directory: str, counts: Counts) -> tuple[str, str]:
+async def upload(sftp: asyncssh.SFTPClient, directory: str) -> tuple[str, str]:
     """Put the scripts on the host unless they are there; their paths."""
     paths = []
     for one in (script("follow.py"), script("follow.sh")):
         path = f"{directory}/{one.name}"
         paths.append(path)
         try:
-            counts.sftp += 1
             if (await sftp.stat(path)).size == len(one.text):
                 continue
         except asyncssh.SFTPNoSuchFile:
@@ -83,7 +80,6 @@ async def upload(sftp: asyncssh.SFTPClient, directory: str, counts: Counts) -> t
         except (OSError, asyncssh.SFTPError) as exc:
             raise FollowerUnavailable(f"cannot look at {path}: {exc}", permanent=True) from exc
         try:
-            counts.sftp += 3
             await sftp.makedirs(directory, exist_ok=True)
             partial = f"{path}.{os.getpid()}.{secrets.token_hex(4)}.part"
             async with sftp.open(partial, "wb") as fh:

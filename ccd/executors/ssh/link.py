@@ -24,7 +24,7 @@ import asyncssh
 
 from ccd.config import HostConfig
 from ccd.executors.base import LaunchError
-from ccd.executors.ssh.counts import Counts
+from ccd.executors.ssh.counts import Counts, count_sftp_requests
 from ccd.executors.ssh.launch import (
     Batcher,
     Start,
@@ -147,6 +147,7 @@ class HostLink:
                     self.cfg.hostname or self.name, **self._connect_options()
                 )
                 sftp = await conn.start_sftp_client()
+                count_sftp_requests(sftp, self.counts)
                 self.home = await sftp.realpath(".")
             except asyncio.CancelledError:
                 raise

@@ -70,14 +70,12 @@ class RemoteRunDir:
         """The exit code (None: not written yet) and when it was written, over SFTP."""
         path = f"{self.remote_dir}/{EXIT}"
         # one stat per poll while the job runs; the file is opened only once it exists
-        self.link.counts.sftp += 1
         try:
             attrs = await sftp.stat(path)
         except asyncssh.SFTPNoSuchFile:
             return None, time.time()
         if not attrs.size:
             return None, time.time()  # being written (a single write(2)), or reset
-        self.link.counts.sftp += 3  # open, read, close
         try:
             async with sftp.open(path, "rb") as fh:
                 raw: bytes = await fh.read(64)
@@ -90,14 +88,12 @@ class RemoteRunDir:
         if self._closed:
             return
         if self._remote_log is None or self._log_generation != self.link.generation:
-            self.link.counts.sftp += 1
             try:
                 self._remote_log = await sftp.open(f"{self.remote_dir}/{LOG}", "rb")
             except asyncssh.SFTPNoSuchFile:
                 return  # not created yet
             self._log_generation = self.link.generation
         while True:
-            self.link.counts.sftp += 1
             data: bytes = await self._remote_log.read(CHUNK, self.offset)
             if not data or not self.append(self.offset, data):
                 return
@@ -116,6 +112,5 @@ class RemoteRunDir:
         if self._remote_log is not None:
             handle, self._remote_log = self._remote_log, None
             if self._log_generation == self.link.generation:
-                self.link.counts.sftp += 1
                 # closing needs the connection, which may be gone: in the background
                 self.link.spawn(handle.close(), "close remote log")

@@ -201,7 +201,7 @@ class HostStream:
         self, conn: asyncssh.SSHClientConnection, sftp: asyncssh.SFTPClient, want: str
     ) -> asyncssh.SSHClientProcess[bytes]:
         directory = f"{self.link.runs_root()}/{FOLLOWER_DIR}"
-        py, sh = await upload(sftp, directory, self.link.counts)
+        py, sh = await upload(sftp, directory)
         command = start_command(py, sh, directory, want, self.link.cfg.poll_interval)
         self.link.counts.execs += 1
         self.link.counts.followers += 1
@@ -245,7 +245,7 @@ class HostStream:
         pinger = asyncio.create_task(self._ping())
         loop = asyncio.get_running_loop()
         try:
-            # one deadline moved on by every frame (no task or timer per frame)
+            # one deadline, moved on by every frame (wait_for would make a task a frame)
             async with asyncio.timeout(None) as silence:
                 while True:
                     silence.reschedule(loop.time() + STUCK_AFTER)
