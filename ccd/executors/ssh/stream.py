@@ -280,8 +280,9 @@ class HostStream:
         self._next += 1
         ident = self._next
         old = self._ids.get(key)
-        if old is not None:
+        if old is not None:  # asked again (a gap): the follower drops the old id
             self._keys.pop(old, None)
+            self._write(frames.drop_command(old))
         self._ids[key], self._keys[ident] = ident, key
         files = followed.files
         self._write(
