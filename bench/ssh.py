@@ -4,7 +4,7 @@
   a real daemon, batched launch, exits streamed by the host's follower, events) and
   through a plain asyncssh baseline in this process (one connection,
   `conn.run("true")` per job, at most 8 channels at once: what a script must do
-  within MaxSessions 10);
+  within MaxSessions 10), in `--repeat` pairs (baseline, then ccd), best of each kept;
 * marker latency: a remote job prints `::ccd progress=…` lines stamped with the
   time they were printed; latency is the stored event's time minus that stamp
   (same machine, same clock), reported as p50/p95/max, alone and again while
@@ -17,7 +17,7 @@
 
 Needs root (it creates the test user `ccdtest` and starts sshd), like the tests.
 
-    python bench/ssh.py [--json] [--follower auto|sh|none] [--idle SECONDS]
+    python bench/ssh.py [--json] [--follower auto|python3|sh|none] [--idle S] [--repeat N]
 """
 
 from __future__ import annotations
@@ -208,17 +208,20 @@ def waiting_jobs(daemon: BenchDaemon, host: SshHost, idle_s: float) -> Waiting:
     return Waiting(started, idle, latencies, time.perf_counter() - start, follower)
 
 
-def rows(ccd_s: float, base_s: float, lat: list[float], waiting: Waiting) -> list[Row]:
+def rows(pairs: list[tuple[float, float]], lat: list[float], waiting: Waiting) -> list[Row]:
     idle = waiting.idle
     busy = waiting.latencies
     per_s = (idle.sftp + idle.execs) / idle.seconds
+    base_s, ccd_s = min(b for b, _ in pairs), min(c for _, c in pairs)
+    each = [b / c for b, c in pairs]
+    spread = f" (pairs {min(each):.2f}–{max(each):.2f})" if len(pairs) > 1 else ""
     return [
         Row(
-            "ssh: 200 trivial jobs on one host (MaxSessions 10), jobs/s",
+            f"ssh: 200 trivial jobs on one host (MaxSessions 10), jobs/s, best of {len(pairs)}",
             "≥ 0.7×",
             f"{JOBS / ccd_s:.0f}",
             f"{JOBS / base_s:.0f} (asyncssh conn.run)",
-            f"{base_s / ccd_s:.2f}",
+            f"{base_s / ccd_s:.2f}{spread}",
             met=base_s / ccd_s >= 0.7,
         ),
         Row(
@@ -259,6 +262,7 @@ def main() -> None:
     parser.add_argument("--json", action="store_true", help="print run_all's rows as JSON")
     parser.add_argument("--follower", default="auto", choices=["auto", "python3", "sh", "none"])
     parser.add_argument("--idle", type=float, default=10.0, help="seconds of the idle window")
+    parser.add_argument("--repeat", type=int, default=3, help="throughput pairs; best is kept")
     args = parser.parse_args()
     base = new_scratch("ccd-bench-ssh-")
     hosts_dir = host_base_dir("ccd-bench-sshd-")
@@ -267,10 +271,12 @@ def main() -> None:
     host.start()
     daemon = None
     try:
-        base_s = asyncio.run(baseline(host))
         daemon = BenchDaemon(base, daemon_config(base, host, args.follower))
         jobs = "\n".join(f"  j{i}: {{host: remote, run: 'true'}}" for i in range(JOBS))
-        _, ccd_s = daemon.run(f"name: ssh-throughput\njobs:\n{jobs}\n")
+        pairs = []
+        for i in range(args.repeat):  # the baseline, then ccd right after it
+            base_s = asyncio.run(baseline(host))
+            pairs.append((base_s, daemon.run(f"name: ssh-throughput-{i}\njobs:\n{jobs}\n")[1]))
         lat = marker_latencies(daemon)
         waiting = waiting_jobs(daemon, host, args.idle)
     finally:
@@ -279,7 +285,7 @@ def main() -> None:
         teardown_hosts([host], user.uid)
         remove_scratch(base)
         shutil.rmtree(hosts_dir, ignore_errors=True)
-    print_rows(rows(ccd_s, base_s, lat, waiting), as_json=args.json)
+    print_rows(rows(pairs, lat, waiting), as_json=args.json)
 
 
 if __name__ == "__main__":
