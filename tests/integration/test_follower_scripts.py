@@ -108,6 +108,19 @@ async def test_log_from_the_given_offset_then_the_exit(kind: str, tmp_path: Path
         assert abs(end.mtime - (run / "exit").stat().st_mtime) < 1.01
 
 
+async def test_a_log_of_megabytes_arrives_whole_before_the_exit(kind: str, tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    run.mkdir()
+    big = b"".join(b"%07d %s\n" % (i, b"x" * 120) for i in range(20000))  # ~2.6 MB
+    async with follower(kind, tmp_path) as f:
+        f.send(frames.add_command(3, 0, shared=False, pid=0, run_dir=str(run)))
+        (run / "log").write_bytes(big)
+        (run / "exit").write_text("0\n")
+        seen = await f.until(frames.ExitFile)
+    assert log_bytes(seen, 3) == big
+    assert max(len(fr.data) for fr in seen if isinstance(fr, frames.LogBytes)) <= 1 << 20
+
+
 async def test_a_wrapper_gone_without_an_exit_file_and_a_flush(kind: str, tmp_path: Path) -> None:
     run = tmp_path / "run"
     run.mkdir()

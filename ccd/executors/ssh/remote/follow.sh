@@ -65,15 +65,17 @@ trap 'exit 0' TERM INT HUP PIPE
 
 printf 'R sh %s 1\nE follower %s: polling every %ss\n' $$ $$ "$tick"
 
-# send <id>'s log bytes from its offset up to <size>
+# send <id>'s log bytes from its offset up to <size>, in frames of at most 1 MiB
 send_log() {
     eval "o=\$o_$1 d=\$d_$1"
-    n=$(($2 - o))
-    [ "$n" -gt 0 ] || return 0
-    [ "$n" -le 1048576 ] || n=1048576
-    printf 'L %s %s %s\n' "$1" "$o" "$n"
-    tail -c +$((o + 1)) "$d/log" | head -c "$n"
-    eval "o_$1=$((o + n))"
+    while [ "$o" -lt "$2" ]; do
+        n=$(($2 - o))
+        [ "$n" -le 1048576 ] || n=1048576
+        printf 'L %s %s %s\n' "$1" "$o" "$n"
+        tail -c +$((o + 1)) "$d/log" | head -c "$n"
+        o=$((o + n))
+    done
+    eval "o_$1=\$o"
 }
 
 # the log's size now (after its exit file was seen: its last bytes count)
@@ -82,19 +84,20 @@ size_now() {
     echo $((s + 0))
 }
 
-# the wrapper wrote its exit file: the log to its end, then the exit frame
+# the wrapper wrote its exit file: the log to its end, then the exit frame;
+# <size> and <time> when the tick's listing gives them (else one fork each)
 ended() {
     eval "d=\$d_$1"
     read -r ex < "$d/exit" || [ -n "$ex" ] || return 0
-    send_log "$1" "$(size_now "$d")"
-    t=$(date -r "$d/exit" +%s 2>/dev/null) || t=$(date +%s)
+    send_log "$1" "${2:-$(size_now "$d")}"
+    t=${3:-$(date -r "$d/exit" +%s 2>/dev/null || date +%s)}
     printf 'X %s %s %s\n%s' "$1" "$t" ${#ex} "$ex"
     forget "$1"
 }
 
 # forget <id> (its files go at the end of the tick, in one rm)
 forget() {
-    eval "unset d_$1 o_$1 m_$1 p_$1"
+    eval "unset d_$1 o_$1 m_$1 p_$1 s_$1"
     gone="$gone w/$1 r/$1 q/d.$1"
 }
 
@@ -123,11 +126,13 @@ while :; do
         id=${f##*/d.}
         forget "$id"
     done
-    # what changed since the last tick: lines of `wc -c` that differ
+    # what changed since the last tick: lines of `wc -c` that differ.  Exit files
+    # first: a log measured after its exit file was seen holds all the job wrote
     next=$((1 - cur))
-    wc -c "$st"/r/*/log "$st"/r/*/exit > "$st/sizes.$next" 2>/dev/null
+    wc -c "$st"/r/*/exit "$st"/r/*/log > "$st/sizes.$next" 2>/dev/null
     diff "$st/sizes.$cur" "$st/sizes.$next" > "$st/changes" 2>/dev/null
     cur=$next
+    exits=
     while IFS=' ' read -r mark size path; do
         [ "$mark" = ">" ] || continue
         case $path in
@@ -140,11 +145,22 @@ while :; do
         known "$id" || continue
         eval "mode=\$m_$id"
         if [ "$file" = exit ]; then
-            [ "$mode" = l ] && [ "$size" -gt 0 ] && ended "$id"
+            [ "$mode" = l ] && [ "$size" -gt 0 ] && exits="$exits $id"
         else
+            eval "s_$id=\$size"
             send_log "$id" "$size"
         fi
     done < "$st/changes"
+    if [ -n "$exits" ]; then
+        # a tick's time for exits seen as they came; the files' own on the first
+        # tick, which may find exits written while no follower ran
+        now=
+        [ "$n_tick" -gt 1 ] && now=$(date +%s)
+        for id in $exits; do
+            eval "size=\${s_$id-0}"
+            ended "$id" "$size" "$now"
+        done
+    fi
     if [ $((n_tick % live)) -eq 0 ]; then
         for f in "$st"/w/*; do
             [ -e "$f" ] || continue
