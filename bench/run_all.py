@@ -10,7 +10,7 @@ the other, so no two compete for the CPUs:
     store.py       events/s through the batched writer
     import_cost.py `import ccd` and the Python API's imports against `python -c pass`
     notify.py      the notifier following the store; workflow end → webhook received
-    ssh.py         SSH throughput and marker latency (root: it starts sshd)
+    ssh.py         SSH throughput, marker latency, 1,000 waiting jobs (root: it starts sshd)
     slurm.py       Slurm figures (root: it starts a single-node cluster); prints the
                    same rows with --json. Were it missing, a row would say so
     ui.py          the web dashboard in chromium: a 5,000-job page, repaints while
@@ -76,6 +76,8 @@ def command(name: str, quick: bool, repeat: int, fallbacks: bool = False) -> lis
         args += ["--repeat", str(repeat)]
     elif name in ("scale", "latency", "logs", "store", "notify", "ui") and quick:
         args.append("--quick")
+    elif name == "ssh" and quick:
+        args += ["--repeat", "1", "--idle", "5"]
     elif name == "slurm" and quick:
         args += ["--jobs", "100"]
     if name == "scale":

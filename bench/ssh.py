@@ -1,16 +1,23 @@
 """SSH executor figures against a real loopback sshd with MaxSessions 10.
 
 * throughput: 200 trivial jobs on one host, through ccd (submit over the socket to
-  a real daemon, launch, log tail by SFTP, exit file, events) and through a plain
-  asyncssh baseline in this process (one connection, `conn.run("true")` per job,
-  at most 8 channels at once: what a script must do within MaxSessions 10);
+  a real daemon, batched launch, exits streamed by the host's follower, events) and
+  through a plain asyncssh baseline in this process (one connection,
+  `conn.run("true")` per job, at most 8 channels at once: what a script must do
+  within MaxSessions 10), in `--repeat` pairs (baseline, then ccd), best of each kept;
 * marker latency: a remote job prints `::ccd progress=…` lines stamped with the
   time they were printed; latency is the stored event's time minus that stamp
-  (same machine, same clock), reported as p50/p95/max.
+  (same machine, same clock), reported as p50/p95/max, alone and again while
+  1,000 other jobs run on the host;
+* 1,000 waiting jobs: 1,000 `sleep 60` jobs on the host; once all run, the CPU
+  the daemon and the host's side of it (the sshd processes of ccd's connection
+  and the follower) use over an idle window, and the SFTP requests and exec
+  channels ccd opened meanwhile (the daemon's own counters, GET
+  /v1/hosts/NAME/link).  Then one cancel of all 1,000, timed.
 
 Needs root (it creates the test user `ccdtest` and starts sshd), like the tests.
 
-    python bench/ssh.py [--json]
+    python bench/ssh.py [--json] [--follower auto|python3|sh|none] [--idle S] [--repeat N]
 """
 
 from __future__ import annotations
@@ -18,11 +25,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import shutil
 import statistics
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -42,6 +52,8 @@ from tests.sshd import (
 
 JOBS = 200
 MARKERS = 100
+WAITING = 1000
+TICKS = os.sysconf("SC_CLK_TCK")
 
 
 def make_user(base: Path) -> SshUser:
@@ -69,13 +81,13 @@ async def baseline(host: SshHost) -> float:
     return time.perf_counter() - start
 
 
-def daemon_config(base: Path, host: SshHost) -> str:
+def daemon_config(base: Path, host: SshHost, follower: str) -> str:
     (base / "ssh_config").write_text("")
     return (
-        f"ssh_config: {base / 'ssh_config'}\nhosts:\n  remote:\n"
+        f"ssh_config: {base / 'ssh_config'}\nmax_jobs: {WAITING + 50}\nhosts:\n  remote:\n"
         f"    hostname: {host.address}\n    port: {host.port}\n    user: {host.user}\n"
         f"    identity_file: {host.identity_file}\n    known_hosts: {host.known_hosts}\n"
-        f"    max_jobs: {JOBS}\n    poll_interval: 0.2\n"
+        f"    max_jobs: {WAITING + 10}\n    poll_interval: 0.2\n    follower: {follower}\n"
     )
 
 
@@ -90,12 +102,167 @@ def marker_latencies(daemon: BenchDaemon) -> list[float]:
         event = json.loads(line)
         if event["kind"] == "job.progress" and event["data"].get("message"):
             latencies.append(event["time"] - float(event["data"]["message"]))
-    return latencies
+    return sorted(latencies)
+
+
+# -- CPU of the daemon and of the host's side ----------------------------------------------
+def cpu_ticks(pid: int) -> int:
+    """utime + stime of `pid` in clock ticks (0 once it is gone)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return 0
+    fields = stat[stat.rindex(")") + 2 :].split()
+    return int(fields[11]) + int(fields[12])
+
+
+def host_side(host: SshHost) -> dict[str, list[int]]:
+    """The pids on the host that serve ccd: sshd sessions and the follower."""
+    procs: dict[str, list[int]] = {"sshd": [], "follower": []}
+    for p in host.tree():
+        if p.comm == "sshd" and p.pid != host.listener:
+            procs["sshd"].append(p.pid)
+        else:
+            try:
+                argv = Path(f"/proc/{p.pid}/cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            if any(b".ccd-follower/follow-" in arg for arg in argv):
+                procs["follower"].append(p.pid)
+    return procs
+
+
+@dataclass
+class Idle:
+    seconds: float
+    daemon: float  # share of one core
+    sshd: float
+    follower: float
+    sftp: int
+    execs: int
+
+    @property
+    def total(self) -> float:
+        return self.daemon + self.sshd + self.follower
+
+
+def link_of(daemon: BenchDaemon) -> dict[str, Any]:
+    return dict(daemon.client.call("GET", "/v1/hosts/remote/link"))
+
+
+def measure_idle(daemon: BenchDaemon, host: SshHost, seconds: float) -> Idle:
+    procs = host_side(host)
+    pids = {"daemon": [daemon.pid], **procs}
+    before = {k: sum(cpu_ticks(p) for p in v) for k, v in pids.items()}
+    link_before = link_of(daemon)
+    start = time.perf_counter()
+    time.sleep(seconds)  # the idle window itself: nothing is asked of the daemon
+    elapsed = time.perf_counter() - start
+    link_after = link_of(daemon)
+    share = {
+        k: (sum(cpu_ticks(p) for p in v) - before[k]) / TICKS / elapsed for k, v in pids.items()
+    }
+    return Idle(
+        elapsed,
+        share["daemon"],
+        share["sshd"],
+        share["follower"],
+        link_after["sftp"] - link_before["sftp"],
+        link_after["execs"] - link_before["execs"],
+    )
+
+
+def wait_running(daemon: BenchDaemon, wf: str, count: int) -> float:
+    """Seconds until `count` jobs of `wf` are running (from now)."""
+    start = time.perf_counter()
+    running = 0
+    for line in daemon.client.stream_lines(path_of("workflows", wf, "events"), {"follow": True}):
+        event = json.loads(line) if line.strip() else {}
+        if event.get("kind") == "job.state" and event["data"]["state"] == "running":
+            running += 1
+            if running == count:
+                return time.perf_counter() - start
+    raise RuntimeError(f"workflow {wf} ended with {running} of {count} jobs started")
+
+
+@dataclass
+class Waiting:
+    started_s: float
+    idle: Idle
+    latencies: list[float]
+    cancel_s: float
+    follower: str | None
+
+
+def waiting_jobs(daemon: BenchDaemon, host: SshHost, idle_s: float) -> Waiting:
+    jobs = "\n".join(f"  s{i}: {{host: remote, run: 'sleep 60'}}" for i in range(WAITING))
+    wf, _ = daemon.submit(f"name: waiting\njobs:\n{jobs}\n")
+    started = wait_running(daemon, wf, WAITING)
+    time.sleep(2)  # let the launch's last writes and events settle before measuring
+    idle = measure_idle(daemon, host, idle_s)
+    follower = link_of(daemon)["follower"]
+    latencies = marker_latencies(daemon)
+    start = time.perf_counter()
+    daemon.client.call("POST", path_of("workflows", wf, "cancel"))
+    daemon.wait(wf)
+    return Waiting(started, idle, latencies, time.perf_counter() - start, follower)
+
+
+def rows(pairs: list[tuple[float, float]], lat: list[float], waiting: Waiting) -> list[Row]:
+    idle = waiting.idle
+    busy = waiting.latencies
+    per_s = (idle.sftp + idle.execs) / idle.seconds
+    base_s, ccd_s = min(b for b, _ in pairs), min(c for _, c in pairs)
+    each = [b / c for b, c in pairs]
+    spread = f" (pairs {min(each):.2f}–{max(each):.2f})" if len(pairs) > 1 else ""
+    return [
+        Row(
+            f"ssh: 200 trivial jobs on one host (MaxSessions 10), jobs/s, best of {len(pairs)}",
+            "≥ 0.7×",
+            f"{JOBS / ccd_s:.0f}",
+            f"{JOBS / base_s:.0f} (asyncssh conn.run)",
+            f"{base_s / ccd_s:.2f}{spread}",
+            met=base_s / ccd_s >= 0.7,
+        ),
+        Row(
+            "ssh: marker latency (print → event stored), p95",
+            "< 1 s",
+            f"{percentile(lat, 95):.3f} s (p50 {statistics.median(lat):.3f})",
+            met=percentile(lat, 95) < 1,
+        ),
+        Row(
+            f"ssh: {WAITING:,} `sleep 60` jobs waiting: CPU of daemon + sshd + follower",
+            "< 2% of a core",
+            f"{100 * idle.total:.2f}% (daemon {100 * idle.daemon:.2f}, sshd "
+            f"{100 * idle.sshd:.2f}, {waiting.follower} follower {100 * idle.follower:.2f})",
+            met=idle.total < 0.02,
+        ),
+        Row(
+            f"ssh: SFTP requests + exec channels per second, {WAITING:,} jobs waiting",
+            "≈ 0",
+            f"{per_s:.2f} ({idle.sftp} SFTP, {idle.execs} exec in {idle.seconds:.0f} s)",
+            met=per_s < 0.5,
+        ),
+        Row(
+            f"ssh: marker latency with {WAITING:,} jobs running, p95",
+            "< 0.1 s",
+            f"{percentile(busy, 95):.3f} s (p50 {statistics.median(busy):.3f})",
+            met=percentile(busy, 95) < 0.1,
+        ),
+        Row(
+            f"ssh: {WAITING:,} jobs submitted → all running; one cancel → all ended",
+            "",
+            f"{waiting.started_s:.1f} s; {waiting.cancel_s:.1f} s",
+        ),
+    ]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--json", action="store_true", help="print run_all's rows as JSON")
+    parser.add_argument("--follower", default="auto", choices=["auto", "python3", "sh", "none"])
+    parser.add_argument("--idle", type=float, default=10.0, help="seconds of the idle window")
+    parser.add_argument("--repeat", type=int, default=3, help="throughput pairs; best is kept")
     args = parser.parse_args()
     base = new_scratch("ccd-bench-ssh-")
     hosts_dir = host_base_dir("ccd-bench-sshd-")
@@ -104,48 +271,21 @@ def main() -> None:
     host.start()
     daemon = None
     try:
-        base_s = asyncio.run(baseline(host))
-        daemon = BenchDaemon(base, daemon_config(base, host))
+        daemon = BenchDaemon(base, daemon_config(base, host, args.follower))
         jobs = "\n".join(f"  j{i}: {{host: remote, run: 'true'}}" for i in range(JOBS))
-        _, ccd_s = daemon.run(f"name: ssh-throughput\njobs:\n{jobs}\n")
-        lat = sorted(marker_latencies(daemon))
+        pairs = []
+        for i in range(args.repeat):  # the baseline, then ccd right after it
+            base_s = asyncio.run(baseline(host))
+            pairs.append((base_s, daemon.run(f"name: ssh-throughput-{i}\njobs:\n{jobs}\n")[1]))
+        lat = marker_latencies(daemon)
+        waiting = waiting_jobs(daemon, host, args.idle)
     finally:
         if daemon is not None:
             daemon.close()
         teardown_hosts([host], user.uid)
         remove_scratch(base)
         shutil.rmtree(hosts_dir, ignore_errors=True)
-    p95 = percentile(lat, 95)
-    if args.json:
-        print_rows(
-            [
-                Row(
-                    "ssh: 200 trivial jobs on one host (MaxSessions 10), jobs/s",
-                    "",
-                    f"{JOBS / ccd_s:.0f}",
-                    f"{JOBS / base_s:.0f} (asyncssh conn.run)",
-                    f"{base_s / ccd_s:.2f}",
-                ),
-                Row(
-                    "ssh: marker latency (print → event stored), p95",
-                    "< 1 s",
-                    f"{p95:.3f} s (p50 {statistics.median(lat):.3f})",
-                    met=p95 < 1,
-                ),
-            ],
-            as_json=True,
-        )
-        return
-    print(f"{'ssh, one host, MaxSessions 10':<44} {'baseline':>10} {'ccd':>10} {'ccd/base':>9}")
-    print(
-        f"{'200 trivial jobs: jobs/s':<44} {JOBS / base_s:>10.0f} {JOBS / ccd_s:>10.0f} "
-        f"{base_s / ccd_s:>9.2f}"
-    )
-    print(
-        f"{'marker latency (print -> event stored), s':<44} "
-        f"p50 {statistics.median(lat):.3f}  p95 {p95:.3f}  max {lat[-1]:.3f}  "
-        f"({len(lat)} markers; target p95 < 1 s)"
-    )
+    print_rows(rows(pairs, lat, waiting), as_json=args.json)
 
 
 if __name__ == "__main__":

@@ -81,11 +81,16 @@ class HostConfig(BaseModel):
     keepalive_interval: float = Field(default=10.0, gt=0)
     keepalive_count_max: int = Field(default=3, ge=1)
     connect_timeout: float = Field(default=20.0, gt=0)
-    #: exec channels open at once on the connection (sshd's MaxSessions is 10 by default;
-    #: one more channel is the SFTP session that reads logs)
+    #: short exec channels open at once on the connection (sshd's MaxSessions is 10 by
+    #: default; two more are held all along: the follower's and the SFTP session)
     max_channels: int = Field(default=6, ge=1)
-    #: seconds between two reads of this host's job logs and exit files
+    #: seconds between two looks at this host's job logs and exit files where
+    #: nothing tells of a change: on the host by its sh follower (or by python3's for
+    #: Slurm jobs), over SFTP where no follower runs
     poll_interval: float = Field(default=0.5, gt=0)
+    #: what follows the host's jobs: a follower ccd uploads, run by python3 when the
+    #: host has it (``auto``) or always by ``python3`` / ``sh``; ``none``: SFTP polling
+    follower: Literal["auto", "python3", "sh", "none"] = "auto"
     #: settings for Slurm jobs submitted on this host
     slurm: SlurmSettings = Field(default_factory=SlurmSettings)
 

@@ -1,4 +1,5 @@
-"""Routes about the hosts jobs can run on: the list the daemon knows, and a check of one.
+"""Routes about the hosts jobs can run on: the list the daemon knows, a check of one,
+and the state of ccd's connection to one (its follower, what it asked of the host).
 
 A host is known from the daemon's config or from the user's ssh_config; checking
 one connects to it through the SSH executor (localhost is always usable).  A host
@@ -52,3 +53,14 @@ async def check_host(name: str, services: ServicesDep) -> dict[str, Any]:
         return {"host": name, "usable": False, "error": str(exc) or "timed out connecting"}
     report["usable"] = bool(report["workdir_writable"])
     return report
+
+
+@router.get("/v1/hosts/{name}/link")
+async def host_link(name: str, services: ServicesDep) -> dict[str, Any]:
+    """The daemon's connection to an SSH host as it is now: connected, which follower
+    streams its jobs (or why SFTP polling does), and counts of SFTP requests, exec
+    channels, launches and streamed frames.  Asks the host nothing."""
+    if name == "localhost" or name not in services.config.known_hosts():
+        raise NotFound(f"no SSH host '{name}'")
+    stats = services.ssh.link_stats(name)
+    return stats if stats is not None else {"host": name, "connected": False, "follower": None}

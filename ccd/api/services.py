@@ -51,6 +51,10 @@ class SshHosts(RemoteRuns, Protocol):
 
     async def check(self, host: str) -> dict[str, Any]: ...
 
+    def link_stats(self, host: str) -> dict[str, Any] | None:
+        """The connection's state and counters; None if it was never used."""
+        ...
+
 
 class LogWatch(Protocol):
     """One subscription to a run directory: `changed` is set when a file in it moves."""

@@ -3,7 +3,7 @@
 A cluster is either this machine (ccd runs on a login node) or a login node reached
 over SSH.  The executor only runs shell text there and reads each attempt's exit
 file and log; `LocalCluster` and `SshCluster` do that directly or through the
-host's `HostLink` (one connection, its channel budget, its SFTP session).
+host's `HostLink` (one connection, its channel budget, its follower and SFTP session).
 """
 
 from __future__ import annotations
@@ -68,8 +68,10 @@ class Cluster(Protocol):
         local_dir: Path,
         on_growth: Callable[[], None],
         running: Callable[[], bool],
+        warn: Callable[[str], None],
     ) -> RunFiles:
-        """Read `run_dir`; `on_growth` when the log grew, copied while `running()`."""
+        """Read `run_dir`; `on_growth` when the log grew, copied while `running()`;
+        `warn` the attempt of trouble reading it."""
         ...
 
     async def upload(self, local: str, remote: str) -> None:
@@ -149,6 +151,7 @@ class LocalCluster:
         local_dir: Path,
         on_growth: Callable[[], None],
         running: Callable[[], bool],
+        warn: Callable[[str], None],
     ) -> RunFiles:
         return LocalRunFiles(Path(run_dir), on_growth)
 
@@ -158,8 +161,12 @@ class LocalCluster:
 
 # -- a login node over SSH ---------------------------------------------------------------
 class SshRunFiles:
-    """A run directory on the cluster, its log copied here by the host's SFTP poller
-    while the job runs (the poller of `HostLink`, every ``poll_interval``)."""
+    """A run directory on the cluster, its log streamed here by the host's follower
+    (which polls it on the cluster: a compute node writes it), or copied by the
+    host's SFTP poller while the job runs where no follower can."""
+
+    shared = True  # written by a compute node: polled on the login node
+    pid = 0  # the wrapper runs on a compute node, not where the follower is
 
     def __init__(
         self,
@@ -168,44 +175,54 @@ class SshRunFiles:
         local_dir: Path,
         on_growth: Callable[[], None],
         running: Callable[[], bool],
+        warn: Callable[[str], None],
     ) -> None:
         self.link = link
-        self._remote = RemoteRunDir(link, remote_dir, local_dir, on_growth)
-        self.log_path = self._remote.log_path
+        self.files = RemoteRunDir(link, remote_dir, local_dir, on_growth)
+        self.log_path = self.files.log_path
         self._running = running
+        self.warn = warn
         self._lock = asyncio.Lock()
-        link.follow(f"slurm:{remote_dir}", self)
+        self._key = f"slurm:{remote_dir}"
+        link.follow(self._key, self)
 
-    # -- what the host's poller calls --------------------------------------------------
-    async def poll(self, sftp: asyncssh.SFTPClient) -> None:
-        if self._running():
-            async with self._lock:
-                await self._remote.drain(sftp)
+    # -- what the host's stream calls --------------------------------------------------
+    def exit_seen(self, text: bytes, mtime: float) -> None:
+        return None  # Slurm's queue and accounting decide the end (`SlurmAttempt`)
+
+    def vanished(self) -> None:
+        return None
 
     def reachability(self, reachable: bool, reason: str | None) -> None:
         return None  # the Slurm poller's squeue tells the attempts about outages
 
+    async def poll(self, sftp: asyncssh.SFTPClient) -> None:
+        if self._running():
+            await self.refresh(sftp)
+
+    async def refresh(self, sftp: asyncssh.SFTPClient) -> None:
+        async with self._lock:
+            await self.files.drain(sftp)
+
     # -- what the attempt calls --------------------------------------------------------
     async def exit_file(self) -> tuple[int | None, float | None]:
         _, sftp = await self.link.ready(fail_fast=False)
-        code, written = await self._remote.read_exit(sftp)  # the SFTP stat's mtime
+        code, written = await self.files.read_exit(sftp)  # the SFTP stat's mtime
         return (None, None) if code is None else (code, written)
 
     async def sync(self) -> None:
-        _, sftp = await self.link.ready(fail_fast=False)
-        async with self._lock:
-            await self._remote.drain(sftp)
+        await self.link.sync(self._key)
 
     def tail(self) -> str:
         return read_tail(self.log_path)
 
     async def usage(self) -> Usage | None:
         _, sftp = await self.link.ready(fail_fast=False)
-        return await self._remote.read_usage(sftp)
+        return await self.files.read_usage(sftp)
 
     async def close(self, exit_code: int | None) -> None:
-        self.link.unfollow(f"slurm:{self._remote.remote_dir}")
-        await self._remote.close(exit_code)
+        self.link.unfollow(self._key)
+        self.files.close(exit_code)
 
 
 class SshCluster:
@@ -227,8 +244,9 @@ class SshCluster:
         local_dir: Path,
         on_growth: Callable[[], None],
         running: Callable[[], bool],
+        warn: Callable[[str], None],
     ) -> RunFiles:
-        return SshRunFiles(self.link, run_dir, local_dir, on_growth, running)
+        return SshRunFiles(self.link, run_dir, local_dir, on_growth, running, warn)
 
     async def upload(self, local: str, remote: str) -> None:
         _, sftp = await self.link.ready(fail_fast=True)

@@ -177,7 +177,7 @@ class SlurmExecutor:
         )
 
         def files(attempt: SlurmAttempt) -> RunFiles:
-            return cluster.files(run_dir, local_dir, attempt.grown, attempt.running)
+            return cluster.files(run_dir, local_dir, attempt.grown, attempt.running, attempt.warn)
 
         return SlurmAttempt(poller, str(handle["slurm_id"]), files, handle)
 

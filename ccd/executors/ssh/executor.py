@@ -2,9 +2,9 @@
 
 A remote attempt lives in ``<remote root>/<workflow>/<job>/<attempt>/`` on the
 host (the same wrapper as local jobs) and is mirrored into the same path under
-the daemon's local runs directory.  The local mirror's size *is* the offset to
-read the remote log from, so a dropped connection or a daemon restart resumes
-exactly where the mirror ends: no line lost, none repeated.
+the daemon's local runs directory.  The local mirror's size *is* the offset the
+host's follower streams the log from, so a dropped connection or a daemon
+restart resumes exactly where the mirror ends: no line lost, none repeated.
 """
 
 from __future__ import annotations
@@ -25,20 +25,28 @@ from ccd.executors.base import ExitStatus, LaunchError, LaunchRequest
 from ccd.executors.follow import PolledAttempt
 from ccd.executors.ssh.link import HostLink
 from ccd.executors.ssh.mirror import RemoteRunDir
-from ccd.executors.wrapper import PID, WRAPPER, attempt_dir, render_wrapper
+from ccd.executors.wrapper import PID, attempt_dir, parse_exit_file, render_wrapper
 from ccd.spec.model import Job
 from ccd.states import JobState
 from ccd.usage import Usage
 
 log = logging.getLogger(__name__)
 
-#: how often (in polls) the poller checks that a wrapper with no exit file still lives
+#: how often (in polls) the SFTP poller checks that a wrapper with no exit file still lives
 LIVENESS_EVERY = 10
 #: seconds the end of an attempt may wait to read its usage file
 USAGE_WAIT = 10.0
 
 
+def exit_status(code: int | None, ended: float, missing: str) -> ExitStatus:
+    """The one place an SSH attempt's end becomes an `ExitStatus`: the exit file's
+    code (from the follower's exit frame or an SFTP read), or why there is none."""
+    return ExitStatus(exit_code=code, ended=ended, reason=None if code is not None else missing)
+
+
 class SshAttempt(PolledAttempt):
+    shared = False  # the wrapper runs on the host the follower watches
+
     def __init__(
         self, link: HostLink, remote_dir: str, local_dir: Path, pid: int, handle: dict[str, Any]
     ) -> None:
@@ -49,17 +57,27 @@ class SshAttempt(PolledAttempt):
         self.handle = handle
         self.files = RemoteRunDir(link, remote_dir, local_dir, self.grown)
         super().__init__(self.files.log_path)
+        #: the end is being recorded (its usage file read): a second sighting is ignored
+        self._ending = False
         self._polls = 0
         self._poll_lock = asyncio.Lock()
+        self._killed = False
         link.follow(remote_dir, self)
 
     def __repr__(self) -> str:
         return f"<ssh attempt {self.link.name}:{self.remote_dir}>"
 
-    # -- the poller's side ------------------------------------------------------------
+    # -- what the host's follower tells ---------------------------------------------------
     def reachability(self, reachable: bool, reason: str | None) -> None:
         self.tell(JobState.RUNNING if reachable else JobState.UNREACHABLE, reason)
 
+    def exit_seen(self, text: bytes, mtime: float) -> None:
+        self._end(parse_exit_file(text.decode(errors="replace")), mtime)
+
+    def vanished(self) -> None:
+        self._end(None, time.time())
+
+    # -- the SFTP fallback ------------------------------------------------------------------
     async def poll(self, sftp: asyncssh.SFTPClient) -> None:
         if self.exited.done():
             return
@@ -68,18 +86,21 @@ class SshAttempt(PolledAttempt):
             code, ended = await self.files.read_exit(sftp)
             await self.files.drain(sftp)
             if code is not None:
-                await self._finish(ExitStatus(exit_code=code, ended=ended))
+                self._end(code, ended)
                 return
             self._polls += 1
             if self._polls % LIVENESS_EVERY == 0 and not await self._wrapper_alive():
                 # gone without an exit file (killed, host rebooted): one last look
                 code, ended = await self.files.read_exit(sftp)
                 await self.files.drain(sftp)
-                await self._finish(
-                    ExitStatus(
-                        exit_code=code, ended=ended, reason=None if code is not None else "lost"
-                    )
-                )
+                self._end(code, ended)
+
+    async def refresh(self, sftp: asyncssh.SFTPClient) -> None:
+        async with self._poll_lock:
+            code, ended = await self.files.read_exit(sftp)
+            await self.files.drain(sftp)
+        if code is not None:
+            self._end(code, ended)
 
     async def _usage(self) -> Usage | None:
         """What the job cost, from the ``usage`` file its wrapper wrote before ``exit``:
@@ -95,36 +116,46 @@ class SshAttempt(PolledAttempt):
         result = await self.link.run(f"kill -0 {self.pid} 2>/dev/null && echo alive")
         return "alive" in str(result.stdout)
 
-    async def _finish(self, status: ExitStatus) -> None:
-        if self.exited.done():
+    def _end(self, code: int | None, ended: float) -> None:
+        if self.exited.done() or self._ending:
             return
+        self._ending = True
         self.link.unfollow(self.remote_dir)
-        if status.exit_code is not None:
-            status = replace(status, usage=await self._usage())
-        self.settle(status)
-        await self.files.close(status.exit_code)
+        missing = "killed by SIGKILL" if self._killed else "lost"
+        status = exit_status(code, ended, missing)
+        if status.exit_code is None:
+            self._settle(status, None)
+            return
+        # the wrapper wrote its usage file before the exit file: one read, owned by
+        # the link (a shutdown cancels it, and the attempt still ends, without figures)
+        self.link.spawn(self._end_with_usage(status), f"usage of {self.remote_dir}")
+
+    async def _end_with_usage(self, status: ExitStatus) -> None:
+        usage = None
+        try:
+            usage = await self._usage()
+        finally:
+            self._settle(status, usage)
+
+    def _settle(self, status: ExitStatus, usage: Usage | None) -> None:
+        if not self.exited.done():
+            self.settle(status if usage is None else replace(status, usage=usage))
+        self.files.close(status.exit_code)
 
     # -- the engine's side -------------------------------------------------------------
     async def kill(self, grace: float) -> None:
         if self.exited.done():
             return
-        group = f"-{self.pid}"
-        await self.link.run(f"kill -TERM -- {group} 2>/dev/null; true")
+        await self.link.signal(self.pid, "TERM")
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(asyncio.shield(self.exited), grace)
-        await self.link.run(f"kill -KILL -- {group} 2>/dev/null; true")
-        if not self.exited.done():
-            _, sftp = await self.link.ready(fail_fast=False)
-            async with self._poll_lock:
-                code, ended = await self.files.read_exit(sftp)
-                await self.files.drain(sftp)
-            await self._finish(
-                ExitStatus(
-                    exit_code=code,
-                    ended=ended,
-                    reason=None if code is not None else "killed by SIGKILL",
-                )
-            )
+        if self.exited.done():
+            return
+        self._killed = True
+        await self.link.signal(self.pid, "KILL")
+        # the exit file if the wrapper still wrote one, and the log's last bytes
+        await self.link.sync(self.remote_dir)
+        self._end(None, time.time())
 
 
 def _auth_method(conn: asyncssh.SSHClientConnection) -> str | None:
@@ -187,22 +218,10 @@ class SshExecutor:
             script=env.get("CCD_SCRIPT"),
             self_measure=True,  # no daemon reaps it: it writes its own usage file
         )
-        d = shlex.quote(remote_dir)
-        # One exec channel: create the run directory, write the wrapper from stdin,
-        # and start it detached in its own session; the channel closes at once.
-        command = (
-            f"mkdir -p {d} && cat > {d}/{WRAPPER} && cd / && "
-            f"{{ setsid sh {d}/{WRAPPER} < /dev/null > /dev/null 2>&1 & }} && echo $!"
-        )
-        result = await link.run(command, stdin=script, fail_fast=True)
-        pid_text = str(result.stdout).strip()
-        if result.exit_status != 0 or not pid_text.isdigit():
-            raise LaunchError(
-                f"cannot start the job on '{job.host}': "
-                f"{str(result.stderr).strip() or f'exit status {result.exit_status}'}"
-            )
+        # with the other jobs that start in the same moment: one exec channel for all
+        pid = await link.launch(remote_dir, script)
         handle = self._handle(
-            job.host, remote_dir, request.workflow_id, job.name, request.attempt, int(pid_text)
+            job.host, remote_dir, request.workflow_id, job.name, request.attempt, pid
         )
         return await self.adopt(handle)  # the attempt a restarted daemon would adopt
 
@@ -264,6 +283,11 @@ class SshExecutor:
             "sbatch": "sbatch=yes" in out,
             "squeue": "squeue=yes" in out,
         }
+
+    def link_stats(self, host: str) -> dict[str, Any] | None:
+        """The state and counters of `host`'s link; None if ccd has not used it."""
+        link = self._links.get(host)
+        return None if link is None else link.stats()
 
     async def close(self) -> None:
         await asyncio.gather(*(link.close() for link in self._links.values()))

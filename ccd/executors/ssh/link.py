@@ -1,12 +1,13 @@
-"""One remote host: its connection, its channel budget and its poller.
+"""One remote host: its connection, its channel budget and its stream.
 
 A `HostLink` keeps one asyncssh connection to the host (with keepalives), opened
-on demand and re-opened with backoff when it drops, plus one SFTP session on it.
-Short exec channels launch and signal jobs, at most `max_channels` at a time so a
-server's ``MaxSessions`` is never exceeded; every running job's log and exit file
-are read by one poller over the SFTP session, pipelined, once per interval (on
-a fixed grid: `poll`).  No job holds a channel while it runs, so 200 jobs fit in
-sshd's default of 10.
+on demand and re-opened with backoff when it drops, plus one SFTP session on it
+(uploads, and the fallback).  Short exec channels launch and signal jobs, at most
+`max_channels` at a time so a server's ``MaxSessions`` is never exceeded, and
+launches or kills asked for in the same moment share one (`launch`).  Every
+running job's log and exit file come from the host's follower over one more
+channel (`stream`), or, where it cannot run, from an SFTP poller.  No job holds
+a channel while it runs, so 1,000 jobs fit in sshd's default of 10.
 """
 
 from __future__ import annotations
@@ -15,14 +16,23 @@ import asyncio
 import contextlib
 import logging
 import socket
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import asyncssh
 
 from ccd.config import HostConfig
 from ccd.executors.base import LaunchError
-from ccd.executors.poll import poll
+from ccd.executors.ssh.counts import Counts, count_sftp_requests
+from ccd.executors.ssh.launch import (
+    Batcher,
+    Start,
+    kill_command,
+    launch_answer,
+    launch_script,
+)
+from ccd.executors.ssh.stream import Followed, HostStream
 
 log = logging.getLogger(__name__)
 
@@ -34,14 +44,6 @@ DEFAULT_REMOTE_ROOT = "~/.ccd/runs"
 
 class HostFatal(LaunchError):
     """The host refuses us for a reason retrying will not fix (host key, authentication)."""
-
-
-class Followed(Protocol):
-    """What the poller needs of an attempt."""
-
-    async def poll(self, sftp: asyncssh.SFTPClient) -> None: ...
-
-    def reachability(self, reachable: bool, reason: str | None) -> None: ...
 
 
 def describe_fatal(host: str, exc: Exception) -> str | None:
@@ -80,23 +82,35 @@ class HostLink:
         self._followed: dict[str, Followed] = {}
         self._followed_changed = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
+        self._background: set[asyncio.Task[Any]] = set()
         self.home: str = ""
         #: bumped on every new connection: SFTP file handles of an older one are dead
         self.generation = 0
         self.last_error: str | None = None
+        self.counts = Counts()
+        self.stream = HostStream(self)
+        self._launches: Batcher[Start, int] = Batcher(self._launch_batch)
+        self._kills = {sig: Batcher(self._kill_batch(sig)) for sig in ("TERM", "KILL")}
 
     # -- lifecycle ------------------------------------------------------------------
     def start(self) -> None:
         if not self._tasks:
-            self._tasks = [
-                asyncio.create_task(self._supervise(), name=f"ssh {self.name}"),
-                asyncio.create_task(self._poll_forever(), name=f"ssh poll {self.name}"),
-            ]
+            self._tasks = [asyncio.create_task(self._supervise(), name=f"ssh {self.name}")]
+
+    def spawn(self, work: Coroutine[Any, Any, Any], name: str) -> None:
+        """Run `work` in the background, owned by the link (cancelled when it closes)."""
+        task = asyncio.create_task(work, name=f"{name} on {self.name}")
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     async def close(self) -> None:
-        for task in self._tasks:
+        await self._launches.close()
+        for kills in self._kills.values():
+            await kills.close()
+        tasks = [*self._tasks, *self._background]
+        for task in tasks:
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await asyncio.gather(*tasks, return_exceptions=True)
         self._tasks = []
         if self._conn is not None:
             self._conn.close()
@@ -133,6 +147,7 @@ class HostLink:
                     self.cfg.hostname or self.name, **self._connect_options()
                 )
                 sftp = await conn.start_sftp_client()
+                count_sftp_requests(sftp, self.counts)
                 self.home = await sftp.realpath(".")
             except asyncio.CancelledError:
                 raise
@@ -151,9 +166,22 @@ class HostLink:
             log.info("connected to %s", self.name)
             for followed in list(self._followed.values()):
                 followed.reachability(True, None)
-            await conn.wait_closed()
+            serving = asyncio.create_task(self._serve(conn, sftp), name=f"ssh follow {self.name}")
+            try:
+                await conn.wait_closed()
+            finally:
+                serving.cancel()
+                await asyncio.gather(serving, return_exceptions=True)
             self._conn = self._sftp = None
             self._set_down(f"connection to '{self.name}' lost; reconnecting", None)
+
+    async def _serve(self, conn: asyncssh.SSHClientConnection, sftp: asyncssh.SFTPClient) -> None:
+        try:
+            await self.stream.serve(conn, sftp)
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # a bug: say so, and let the connection be used anyway
+            log.exception("%s: following jobs failed", self.name)
 
     def _set_down(self, reason: str, fatal: str | None) -> None:
         was_up = self._up.is_set()
@@ -198,6 +226,7 @@ class HostLink:
         while True:
             conn, _ = await self.ready(fail_fast=fail_fast)
             async with self._channels:
+                self.counts.execs += 1
                 try:
                     return await conn.run(command, input=stdin, check=False)
                 except asyncssh.ChannelOpenError as exc:
@@ -208,37 +237,125 @@ class HostLink:
                     log.warning("%s: connection dropped during a command (%s)", self.name, exc)
                     await asyncio.sleep(0.1)  # the supervisor notices and reconnects
 
+    async def run_lines(
+        self, command: str, stdin: str, on_line: Callable[[str], None]
+    ) -> tuple[int, str]:
+        """Run `command` (fail fast) like `run`, handing each line of its output to
+        `on_line` as it comes; (exit status, stderr).  Retried after a dropped
+        connection, so a line may come twice: `on_line` must not mind."""
+        while True:
+            conn, _ = await self.ready(fail_fast=True)
+            async with self._channels:
+                self.counts.execs += 1
+                try:
+                    async with conn.create_process(command, input=stdin) as proc:
+                        stderr = asyncio.ensure_future(proc.stderr.read())
+                        async for line in proc.stdout:
+                            on_line(line)
+                        await proc.wait()
+                        return proc.exit_status or 0, str(await stderr)
+                except asyncssh.ChannelOpenError as exc:
+                    log.warning("%s refused a channel (%s); retrying", self.name, exc.reason)
+                    await asyncio.sleep(0.2)
+                except (asyncssh.ConnectionLost, asyncssh.DisconnectError, OSError) as exc:
+                    log.warning("%s: connection dropped during a command (%s)", self.name, exc)
+                    await asyncio.sleep(0.1)  # the supervisor notices and reconnects
+
+    # -- launching and signalling, batched ------------------------------------------------
+    async def launch(self, run_dir: str, wrapper: str) -> int:
+        """Start one attempt's wrapper detached (with others asked for now); its pid."""
+        return await self._launches.submit(Start(run_dir, wrapper))
+
+    async def _launch_batch(
+        self, starts: list[Start], deliver: Callable[[int, int | Exception], None]
+    ) -> None:
+        failed: list[int] = []
+
+        def answer(line: str) -> None:
+            found = launch_answer(line)
+            if found is None:
+                return
+            index, pid = found
+            if pid is not None:
+                deliver(index, pid)  # that job runs: the engine hears of it now
+            else:
+                failed.append(index)
+
+        self.counts.launch_execs += 1
+        self.counts.launched += len(starts)
+        status, stderr = await self.run_lines("sh -s", launch_script(starts), answer)
+        why = stderr.strip() or f"the launch script ended with status {status}"
+        for index in failed:
+            deliver(index, LaunchError(f"cannot start the job in {starts[index].run_dir}: {why}"))
+        for index, start in enumerate(starts):  # those it never answered for
+            deliver(index, LaunchError(f"cannot start the job in {start.run_dir}: {why}"))
+
+    async def signal(self, pid: int, sig: str) -> None:
+        """Send `sig` (TERM or KILL) to the process group `pid` leads."""
+        await self._kills[sig].submit(pid)
+
+    def _kill_batch(
+        self, sig: str
+    ) -> Callable[[list[int], Callable[[int, Exception | None], None]], Awaitable[None]]:
+        async def kill(pids: list[int], deliver: Callable[[int, Exception | None], None]) -> None:
+            await self.run(kill_command(pids, sig))
+            for index in range(len(pids)):
+                deliver(index, None)
+
+        return kill
+
     # -- following attempts ----------------------------------------------------------
     def follow(self, key: str, followed: Followed) -> None:
         self._followed[key] = followed
         self._followed_changed.set()
         self.start()
+        self.stream.add(key, followed)
         if not self._up.is_set() and self.last_error is not None:
             followed.reachability(False, self.last_error)
 
     def unfollow(self, key: str) -> None:
-        self._followed.pop(key, None)
+        if self._followed.pop(key, None) is not None:
+            self.stream.drop(key)
 
-    async def _poll_forever(self) -> None:
-        while True:
-            if not self._followed:
-                self._followed_changed.clear()
-                await self._followed_changed.wait()
+    def followed(self) -> Mapping[str, Followed]:
+        return self._followed
+
+    async def wait_followed(self) -> None:
+        while not self._followed:
+            self._followed_changed.clear()
+            await self._followed_changed.wait()
+
+    async def sync(self, key: str) -> None:
+        """Bring `key`'s local copy up to date with the host now (its exit file too):
+        through the follower, or over SFTP where none streams.  Waits for the host."""
+        while key in self._followed:
+            _, sftp = await self.ready(fail_fast=False)
+            if await self.stream.flush(key):
+                return
+            followed = self._followed.get(key)
+            if followed is None:
+                return  # ended meanwhile
+            if self.stream.kind is not None:
+                await asyncio.sleep(0.05)  # a follower is starting: ask it
                 continue
-            # An external system: read it once per interval for all jobs at once; the
-            # ticks missed while the host is unreachable are skipped
-            async for _ in poll(self.cfg.poll_interval):
-                if not self._followed:
-                    break
-                _, sftp = await self.ready(fail_fast=False)
-                await self._poll_followed(sftp)
+            try:
+                await followed.refresh(sftp)
+                return
+            except (asyncssh.Error, OSError) as exc:
+                log.info("%s: reading %s again after %s", self.name, key, exc)
+                await asyncio.sleep(0.1)  # the supervisor notices and reconnects
 
-    async def _poll_followed(self, sftp: asyncssh.SFTPClient) -> None:
-        attempts = list(self._followed.values())
-        results = await asyncio.gather(*(a.poll(sftp) for a in attempts), return_exceptions=True)
-        for attempt, result in zip(attempts, results, strict=True):
-            if isinstance(result, Exception) and not _connection_error(result):
-                log.warning("%s: polling %s failed: %r", self.name, attempt, result)
+    def stats(self) -> dict[str, Any]:
+        """The link's state and counters (``GET /v1/hosts/NAME/link``)."""
+        return {
+            "host": self.name,
+            "connected": self._up.is_set(),
+            "follower": self.stream.kind,
+            "follower_pid": self.stream.pid,
+            "fallback": self.stream.fallback,
+            "followed": len(self._followed),
+            **self.counts.as_dict(),
+        }
 
     def runs_root(self) -> str:
         """The host's runs directory, ``~`` resolved (so: once connected)."""
@@ -251,10 +368,3 @@ class HostLink:
         if path.startswith("~/"):
             return f"{self.home}/{path[2:]}"
         return path
-
-
-def _connection_error(exc: BaseException) -> bool:
-    return isinstance(
-        exc,
-        (asyncssh.ConnectionLost, asyncssh.DisconnectError, asyncssh.SFTPConnectionLost, OSError),
-    )

@@ -1,14 +1,15 @@
-"""A remote run directory read through SFTP: its exit file, and its log copied by offset.
+"""A remote run directory's local copy: its log, appended by offset, and its exit file.
 
 The local copy of the log is append-only and its size *is* the offset to read the
-remote log from, so a dropped connection or a daemon restart resumes exactly
-where the copy ends: no line lost, none repeated.  Used by SSH jobs and by Slurm
-jobs on a cluster reached over SSH.
+remote log from, so a dropped connection, a restarted follower or a daemon
+restart resumes exactly where the copy ends: no line lost, none repeated.  Bytes
+come from the host's follower (`append`) or, where it cannot run, from SFTP reads
+(`read_exit`, `drain`).  Used by SSH jobs and by Slurm jobs on a cluster reached
+over SSH.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
 import time
@@ -36,15 +37,41 @@ class RemoteRunDir:
         self._on_growth = on_growth
         local_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.log_path = local_dir / LOG
-        self._mirror: int | None = os.open(
-            self.log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600
-        )
-        self.offset = os.fstat(self._mirror).st_size
+        # the copy is created with its first bytes: most jobs print nothing, and a
+        # stat is cheaper than creating a file (the log's readers take none for empty)
+        try:
+            self.offset = os.stat(self.log_path).st_size
+        except FileNotFoundError:
+            self.offset = 0
+        self._mirror: int | None = None
+        self._closed = False
         self._remote_log: asyncssh.SFTPClientFile | None = None
         self._log_generation = -1
 
+    def _write(self, data: bytes) -> None:
+        if self._mirror is None:
+            self._mirror = os.open(self.log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        os.write(self._mirror, data)
+
+    def append(self, offset: int, data: bytes) -> bool:
+        """Add the remote log's bytes that start at `offset` (streamed by the follower).
+
+        Bytes the copy already has are skipped; False if they start past its end
+        (a gap: the caller asks for them again from `self.offset`).
+        """
+        if self._closed:
+            return True
+        if offset > self.offset:
+            return False
+        data = data[self.offset - offset :]
+        if data:
+            self._write(data)
+            self.offset += len(data)
+            self._on_growth()
+        return True
+
     async def read_exit(self, sftp: asyncssh.SFTPClient) -> tuple[int | None, float]:
-        """The exit code (None: not written yet) and when it was written."""
+        """The exit code (None: not written yet) and when it was written, over SFTP."""
         path = f"{self.remote_dir}/{EXIT}"
         # one stat per poll while the job runs; the file is opened only once it exists
         try:
@@ -70,8 +97,8 @@ class RemoteRunDir:
         return parse_usage(raw.decode(errors="replace"))
 
     async def drain(self, sftp: asyncssh.SFTPClient) -> None:
-        """Append whatever the remote log gained since the last look to the local copy."""
-        if self._mirror is None:
+        """Append whatever the remote log gained since the last look, over SFTP."""
+        if self._closed:
             return
         if self._remote_log is None or self._log_generation != self.link.generation:
             try:
@@ -81,16 +108,14 @@ class RemoteRunDir:
             self._log_generation = self.link.generation
         while True:
             data: bytes = await self._remote_log.read(CHUNK, self.offset)
-            if not data:
+            if not data or not self.append(self.offset, data):
                 return
-            os.write(self._mirror, data)
-            self.offset += len(data)
-            self._on_growth()
             if len(data) < CHUNK:
                 return
 
-    async def close(self, exit_code: int | None) -> None:
-        """Stop mirroring; keep a local copy of the exit file for local readers."""
+    def close(self, exit_code: int | None) -> None:
+        """Stop copying; keep a local copy of the exit file for local readers."""
+        self._closed = True
         if self._mirror is not None:
             with contextlib.suppress(OSError):
                 os.close(self._mirror)
@@ -99,6 +124,6 @@ class RemoteRunDir:
             (self.local_dir / EXIT).write_text(f"{exit_code}\n")
         if self._remote_log is not None:
             handle, self._remote_log = self._remote_log, None
-            # closing needs the connection, which may be gone: do not wait long
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(handle.close(), 5)
+            if self._log_generation == self.link.generation:
+                # closing needs the connection, which may be gone: in the background
+                self.link.spawn(handle.close(), "close remote log")
