@@ -398,9 +398,14 @@ def _wrapper_process(wrapper: Path) -> int:
 
 
 def _runs_wrapper(pid: int, wrapper: Path) -> bool:
-    """Whether `pid` is still our wrapper (after a reboot the pid may be another program's)."""
+    """Whether `pid` is still our wrapper (after a reboot the pid may be another program's).
+
+    Once the job has ended, an orphaned wrapper is ``python3 … <run dir> <code>``
+    writing its figures and exit code (see `ccd.executors.wrapper`): that is still it.
+    """
     try:
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
     except (FileNotFoundError, ProcessLookupError, PermissionError):
         return False
-    return str(wrapper).encode() in cmdline.split(b"\0")
+    args = cmdline.split(b"\0")
+    return str(wrapper).encode() in args or str(wrapper.parent).encode() in args
