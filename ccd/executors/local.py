@@ -333,7 +333,12 @@ class LocalExecutor:
         run_dir = Path(handle["run_dir"])
         pid = int(handle["pid"])
         # after a reboot the pid may be another program's
-        alive = _read_exit(run_dir) is None and self._processes.runs(pid, run_dir / WRAPPER)
+        # once the job ended, an orphaned wrapper is ``python3 … <run dir> <code>``
+        # writing its figures and exit code (`ccd.executors.wrapper`): still it
+        table = self._processes
+        alive = _read_exit(run_dir) is None and (
+            table.runs(pid, run_dir / WRAPPER) or table.runs(pid, run_dir)
+        )
         return LocalAttempt(run_dir, pid, self._watcher, self._exits, child=False, alive=alive)
 
     async def close(self) -> None:

@@ -142,3 +142,25 @@ async def test_an_adopted_attempt_takes_the_figures_its_wrapper_wrote(
     (first.run_dir / "usage").write_text("utime=1.5 stime=0.5 maxrss_kb=4096 node=here\n")
     status = await (await executor.adopt(first.handle)).exited
     assert status.usage == Usage(cpu_user=1.5, cpu_sys=0.5, maxrss_kb=4096, node="here")
+
+
+async def test_a_wrapper_writing_its_figures_is_still_the_wrapper(
+    tmp_path: Path, executor: LocalExecutor
+) -> None:
+    """A new daemon adopting an orphaned wrapper that has already exec'd python3 to
+    measure the job (its command line is no longer `sh wrapper.sh`) follows it to its
+    exit file; it is not taken for a stranger that reused the pid."""
+    run_dir = tmp_path / "runs" / "wf" / "j" / "1"
+    run_dir.mkdir(parents=True)
+    (run_dir / "wrapper.sh").write_text("")
+    # a stand-in for the measuring step: the run dir and the code as its arguments
+    code = "import sys, time; time.sleep(0.3); open(sys.argv[1] + '/exit', 'w').write('0\\n')"
+    proc = await asyncio.create_subprocess_exec(sys.executable, "-c", code, str(run_dir), "0")
+    handle = {"executor": "local", "run_dir": str(run_dir), "pid": proc.pid}
+    status = await (await executor.adopt(handle)).exited
+    await proc.wait()
+    assert (status.exit_code, status.reason) == (0, None)
+    # while this test process, which names neither, is no wrapper of that run
+    table = executor._processes
+    assert not table.runs(os.getpid(), run_dir / "wrapper.sh")
+    assert not table.runs(os.getpid(), run_dir)
