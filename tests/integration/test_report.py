@@ -56,6 +56,15 @@ def report_of(d: DaemonProc, wf: str) -> dict[str, Any]:
     return result
 
 
+def _peak_kb(d: DaemonProc) -> int:
+    """The daemon's peak resident memory so far (VmHWM), in KiB."""
+    assert d.proc is not None
+    for line in Path(f"/proc/{d.proc.pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    raise AssertionError("no VmHWM in /proc/PID/status")
+
+
 def assert_known_cost(d: DaemonProc, wf: str, source: str) -> dict[str, Any]:
     """The report's one attempt agrees with what the job counted itself (within 10%)."""
     status = d.wait_final(wf)
@@ -67,7 +76,13 @@ def assert_known_cost(d: DaemonProc, wf: str, source: str) -> dict[str, Any]:
     assert entry["source"] == source, entry
     assert entry["cpu"] == pytest.approx(cpu, rel=0.1), entry
     assert entry["maxrss_kb"] == pytest.approx(rss, rel=0.1), entry
-    assert not entry["maxrss_bound"], entry
+    # the kernel's figure is only "at most" when the daemon's own peak at the spawn
+    # was as high (posix_spawn's child starts with it): a fact of the daemon, asked here
+    daemon_peak_kb = _peak_kb(d)
+    if daemon_peak_kb + 4096 < entry["maxrss_kb"]:
+        assert not entry["maxrss_bound"], (entry, daemon_peak_kb)
+    else:
+        assert entry["maxrss_bound"], (entry, daemon_peak_kb)
     assert entry["wall"] is not None and entry["wall"] >= 1.0, entry
     assert entry["exit_code"] == 0 and entry["attempt"] == 1, entry
     return entry
