@@ -23,7 +23,7 @@
 LC_ALL=C
 export LC_ALL
 tick=$1 beat=$2 live=$3 dog=$4
-st=$5/s.$$
+st=$5/s.$(uname -n).$$ # a home shared by login nodes: one per machine and process
 mkdir -p "$st/w" "$st/r" "$st/q" || exit 1
 : > "$st/alive"
 : > "$st/sizes.0"
