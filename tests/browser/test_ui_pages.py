@@ -233,7 +233,9 @@ def test_a_5000_job_workflow_renders_and_cancels_from_its_button(
     rows = browser.execute_script("return document.querySelectorAll('#jobs tbody tr').length")
     assert rows == 5001
     wait(browser, "the graph, sweep folded", lambda d: graph_nodes(d) == {"gate", "sweep[×5000]"})
-    assert folded_status(browser, "sweep[×5000]") == "sweep[×5000] | 5000 pending"
+    # the folded node's count is drawn just after the node itself: waited for
+    expected = "sweep[×5000] | 5000 pending"
+    wait(browser, expected, lambda d: folded_status(d, "sweep[×5000]") == expected)
     browser.find_element(By.ID, "cancel-workflow").click()
     wait(browser, "the confirmation", lambda d: d.find_element(By.ID, "confirm").is_displayed())
     browser.find_element(By.ID, "confirm-ok").click()
