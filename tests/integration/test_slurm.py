@@ -129,25 +129,31 @@ def test_controller_down_for_a_while_fails_nothing(
     assert failed == []
 
 
-def test_pending_job_shows_slurms_reason(slurm_daemon: DaemonProc) -> None:
-    # the first job takes all 8 CPUs of the node; the second waits for Resources
+def test_pending_job_shows_slurms_reason(slurm_daemon: DaemonProc, tmp_path: Path) -> None:
+    # the first job takes all 8 CPUs of the node until the test opens its gate; the
+    # second waits for Resources meanwhile (a fixed `sleep` could end before a poll)
+    gate = tmp_path / "gate"
     wf = slurm_daemon.submit(
-        textwrap.dedent("""
+        textwrap.dedent(f"""
         name: pending
         jobs:
-          big: {executor: slurm, run: 'sleep 3', resources: {cpus: 8}}
-          small: {executor: slurm, run: 'true', resources: {cpus: 1, extra: ["--begin=now+1"]}}
+          big: {{executor: slurm, run: 'while [ ! -e {gate} ]; do sleep 0.1; done',
+                 resources: {{cpus: 8}}}}
+          small: {{executor: slurm, run: 'true', resources: {{cpus: 1, extra: ["--begin=now+1"]}}}}
     """)
     )
-    event = slurm_daemon.wait_for_event(
-        wf,
-        lambda e: (
-            e["kind"] == "job.state"
-            and e["job"] == "small"
-            and e["data"]["state"] == "queued"
-            and e["data"].get("reason") not in (None, "submitted")
-        ),
-    )
+    try:
+        event = slurm_daemon.wait_for_event(
+            wf,
+            lambda e: (
+                e["kind"] == "job.state"
+                and e["job"] == "small"
+                and e["data"]["state"] == "queued"
+                and e["data"].get("reason") not in (None, "submitted")
+            ),
+        )
+    finally:
+        gate.touch()
     assert event["data"]["reason"] in ("Resources", "Priority", "BeginTime")
     assert slurm_daemon.wait_final(wf)["state"] == "succeeded"
 
